@@ -12,14 +12,14 @@ DATABASE = "{{ cookiecutter.database }}"
 DEPLOY = "{{ cookiecutter.deploy }}"
 SLUG = "{{ cookiecutter.project_slug }}"
 
-# Path (relative to the project root) -> drop it? One table for every option.
+# Files of one framework or one deploy style live in _variants/<answer>/ and
+# are merged over the project root; the other variants are dropped whole.
+VARIANTS = (FRAMEWORK, DEPLOY)
+
+# Path (relative to the project root) -> drop it? Files shared by the variants
+# but tied to one answer; one table for every option.
 DROP = {
-    "deploy/systemd": DEPLOY != "systemd",
-    "Dockerfile": DEPLOY != "compose",
-    ".dockerignore": DEPLOY != "compose",
-    ".hadolint.yaml": DEPLOY != "compose",
-    "compose.yaml": DEPLOY != "compose",
-    "deploy/compose": DEPLOY != "compose",
+    "docs/postgres.md": DATABASE != "postgres",
 }
 
 PLACEHOLDER = "change-me"
@@ -32,10 +32,11 @@ DEVELOPMENT = {
 }
 
 
-def merge_variant(root, framework):
-    """Move the chosen framework's files into place and drop the others."""
+def merge_variants(root, chosen):
+    """Move the chosen variants' files into place and drop the others."""
     variants = root / "_variants"
-    shutil.copytree(variants / framework, root, dirs_exist_ok=True)
+    for name in chosen:
+        shutil.copytree(variants / name, root, dirs_exist_ok=True, symlinks=True)
     shutil.rmtree(variants)
 
 
@@ -73,7 +74,7 @@ def write_env(root):
 
 def main():
     root = Path.cwd()
-    merge_variant(root, FRAMEWORK)
+    merge_variants(root, VARIANTS)
     drop_unchosen(root, DROP)
     write_env(root)
     print(
