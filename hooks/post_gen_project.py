@@ -36,7 +36,7 @@ def merge_variants(root, chosen):
     """Move the chosen variants' files into place and drop the others."""
     variants = root / "_variants"
     for name in chosen:
-        shutil.copytree(variants / name, root, dirs_exist_ok=True, symlinks=True)
+        shutil.copytree(variants / name, root, dirs_exist_ok=True)
     shutil.rmtree(variants)
 
 
