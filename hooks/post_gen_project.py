@@ -30,6 +30,9 @@ DEVELOPMENT = {
     "DEBUG": "true",
     "ALLOWED_HOSTS": "localhost,127.0.0.1",
 }
+if DATABASE == "postgres":
+    # The local server over its socket, as your own user (README, quick start).
+    DEVELOPMENT["DATABASE_URL"] = f"postgresql:///{SLUG}"
 
 
 def merge_variants(root, chosen):
