@@ -19,7 +19,7 @@ VARIANTS = (FRAMEWORK, DEPLOY)
 # Path (relative to the project root) -> drop it? Files shared by the variants
 # but tied to one answer; one table for every option.
 DROP = {
-    "docs/postgres.md": DATABASE != "postgres",
+    "docs/.keep": True,
 }
 
 PLACEHOLDER = "change-me"
