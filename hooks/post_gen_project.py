@@ -18,9 +18,7 @@ VARIANTS = (FRAMEWORK, DEPLOY)
 
 # Path (relative to the project root) -> drop it? Files shared by the variants
 # but tied to one answer; one table for every option.
-DROP = {
-    "docs/.keep": True,
-}
+DROP: dict[str, bool] = {}
 
 PLACEHOLDER = "change-me"
 
