@@ -26,4 +26,4 @@ test: $(VENV)/.installed ## run every tier of the template's tests
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed ## benchmarks: requests/s and jobs/s (docs/performance.md)
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)

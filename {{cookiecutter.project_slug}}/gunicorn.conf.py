@@ -11,6 +11,10 @@ wsgi_app = "{{ cookiecutter.project_slug }}.wsgi:application"
 wsgi_app = "{{ cookiecutter.project_slug }}.main:app"
 # FastAPI is an ASGI app: gunicorn manages uvicorn worker processes.
 worker_class = "uvicorn_worker.UvicornWorker"
+# Trust X-Forwarded-Proto/-For only from nginx on this host, so the app sees
+# https and the client's address; uvicorn workers read this setting too.
+# https://www.uvicorn.org/deployment/#proxies-and-forwarded-headers
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 {% elif cookiecutter.framework == "flask" %}
 wsgi_app = "{{ cookiecutter.project_slug }}.wsgi:app"
 {% endif %}

@@ -1,0 +1,1 @@
+"""Bare Django: one settings call, three views, one unmanaged model."""

@@ -1,0 +1,68 @@
+"""WSGI entry point: `bare_django.app:application`."""
+
+import os
+
+import environ
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="bare-reference-" + "x" * 40,
+    ALLOWED_HOSTS=["*"],
+    ROOT_URLCONF=__name__,
+    INSTALLED_APPS=["bare_django"],
+    # Persistent connections: Django's default (0) connects once per request.
+    DATABASES={
+        "default": {
+            **environ.Env.db_url_config(os.environ["DATABASE_URL"]),
+            "CONN_MAX_AGE": None,
+        }
+    },
+    USE_TZ=True,
+)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.http import JsonResponse  # noqa: E402
+from django.shortcuts import get_object_or_404  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from .models import Note  # noqa: E402
+
+
+def hello(request):
+    return JsonResponse({"message": "Hello, world"})
+
+
+def select1(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return JsonResponse({"status": "ok"})
+
+
+def note(request, pk):
+    row = get_object_or_404(Note, pk=pk)
+    return JsonResponse(
+        {
+            "id": row.id,
+            "title": row.title,
+            "body": row.body,
+            "word_count": row.word_count,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+    )
+
+
+urlpatterns = [
+    path("hello", hello),
+    path("select1", select1),
+    path("notes/<int:pk>", note),
+]
+
+application = get_wsgi_application()

@@ -1,0 +1,961 @@
+"""`make bench`: what one VM serves with the generated defaults, beside the bare
+framework underneath, and how fast the job queue drains.
+
+For each framework x database it bakes a project, installs it, runs
+`bin/release`, seeds the `notes` table and starts `bin/web` behind the
+project's own nginx site (`deploy/nginx/<slug>.conf`) with TLS on loopback.
+wrk drives a fixed number of connections for a fixed time, after a warm-up,
+against the generated endpoints and, through the same nginx and the same
+gunicorn settings, against bare reference apps (`bench/reference/`) and an
+nginx `return 200`. It prints a table and writes JSON and Markdown to
+`bench/results/`. See docs/performance.md for how to read it.
+
+    .venv/bin/python bench/run.py [--frameworks django,flask] [--databases sqlite]
+        [--duration 8] [--warmup 2] [--connections 16] [--no-queue]
+        [--gunicorn-args "--worker-class gthread --threads 2"] [--docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+TEMPLATE = BENCH.parent
+sys.path.insert(0, str(TEMPLATE / "tests"))
+
+import napkin_testing as nt  # noqa: E402
+
+RESULTS = BENCH / "results"
+REFERENCE = BENCH / "reference"
+DOCS = TEMPLATE / "docs" / "performance.md"
+# Installed with the test virtualenv (requirements-test.txt).
+PY_SPY = Path(sys.executable).parent / "py-spy"
+# The site's server_name. wrk sends the URL's host as TLS SNI, and the site
+# refuses a handshake for any other name, so wrk runs in a private mount
+# namespace where /etc/hosts maps this name to 127.0.0.1 (see `Wrk`).
+DOMAIN = "bench.napkin.test"
+SLUG = "benchapp"
+
+# The bare reference apps, as gunicorn app modules (bench/reference/).
+BARE_APP = {
+    "django": "bare_django.app:application",
+    "fastapi": "bare_fastapi:app",
+    "flask": "bare_flask:app",
+}
+
+NOTE_BODY = (
+    "One VM, one database, one app process behind nginx. This note is a "
+    "benchmark row: a title, a body of a few sentences like this one, and the "
+    "timestamps every note carries. It is read by id, listed twenty to a page "
+    "and created again under load while wrk measures each endpoint in turn."
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- measuring --------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process and all its descendants, living and reaped."""
+    if pid is None:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+LUA_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max))
+end
+"""
+
+LUA_RANDOM = r"""
+local counter = 1
+setup = function(thread)
+  thread:set("seed", counter)
+  counter = counter + 1
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + seed)
+end
+"""
+
+
+@dataclass
+class Endpoint:
+    name: str
+    path: str  # Lua pattern for random ids/pages: {id}, {page}
+    method: str = "GET"
+    body: str | None = None
+    expect: int = 200
+
+    def lua(self, ids: tuple[int, int] = (1, 1), pages: int = 1) -> str:
+        if self.method != "GET":
+            headers = 'wrk.headers["Content-Type"] = "application/json"\n'
+            return (
+                f"wrk.method = {json.dumps(self.method)}\n"
+                f"wrk.body = {json.dumps(self.body)}\n{headers}"
+                f"wrk.path = {json.dumps(self.path)}\n{LUA_DONE}"
+            )
+        if "{" not in self.path:
+            return f"wrk.path = {json.dumps(self.path)}\n{LUA_DONE}"
+        path = self.path.replace("{id}", f'" .. math.random({ids[0]}, {ids[1]}) .. "')
+        path = path.replace("{page}", f'" .. math.random(1, {pages}) .. "')
+        return (
+            f"{LUA_RANDOM}\nrequest = function()\n"
+            f'  return wrk.format(nil, "{path}")\nend\n{LUA_DONE}'
+        )
+
+
+GENERATED = [
+    Endpoint("healthz", "/healthz"),
+    Endpoint("read", "/api/notes/{id}"),
+    Endpoint("list", "/api/notes?page={page}&per_page=20"),
+    Endpoint(
+        "create",
+        "/api/notes",
+        method="POST",
+        body=json.dumps({"title": "A note from wrk", "body": NOTE_BODY}),
+        expect=201,
+    ),
+]
+BARE = {
+    "hello": Endpoint("hello", "/hello"),
+    "select1": Endpoint("select1", "/select1"),
+    "pk": Endpoint("pk", "/notes/{id}"),
+}
+# Each generated figure is divided by this bare reference's.
+REFERENCE_OF = {"healthz": "select1", "read": "pk", "list": "pk", "create": "pk"}
+
+
+@dataclass
+class Row:
+    """One measured point: a server, an endpoint, wrk's figures and CPU."""
+
+    app: str  # "generated", "bare" or "nginx"
+    framework: str
+    database: str
+    endpoint: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    app_cpu_ms: float  # per request: the app server (master and workers)
+    db_cpu_ms: float  # per request: PostgreSQL's processes (0 for SQLite)
+    nginx_cpu_ms: float  # per request: nginx's master and workers
+    ratio: dict = field(default_factory=dict)
+
+
+class Wrk:
+    """wrk against the nginx site, resolving DOMAIN to loopback for itself only."""
+
+    def __init__(self, workdir: Path, args):
+        self.args = args
+        self.hosts = workdir / "hosts"
+        self.hosts.write_text(f"127.0.0.1 localhost\n127.0.0.1 {DOMAIN}\n")
+        self.scripts = workdir / "lua"
+        self.scripts.mkdir(exist_ok=True)
+        # A private mount namespace: /etc/hosts itself is never touched.
+        self.prefix = ["unshare", "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:
+            self.prefix[1:1] = ["--user", "--map-root-user"]
+
+    def run(self, port: int, lua: str, seconds: float) -> dict:
+        script = self.scripts / f"{secrets.token_hex(4)}.lua"
+        script.write_text(lua)
+        wrk = (
+            f"exec wrk --threads {self.args.threads} "
+            f"--connections {self.args.connections} --duration {round(seconds)}s "
+            f"--timeout 5s --script {script} https://{DOMAIN}:{port}/"
+        )
+        shell = f"mount --bind {self.hosts} /etc/hosts && {wrk}"
+        out = subprocess.run(
+            [*self.prefix, "sh", "-c", shell],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+        )
+        for line in out.stdout.splitlines():
+            if line.startswith("BENCH "):
+                return json.loads(line[6:])
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+
+
+def measure(wrk, port, endpoint, lua, servers, meta) -> Row:
+    """Warm up, then one timed wrk run with CPU time taken around it."""
+    wrk.run(port, lua, wrk.args.warmup)
+    before = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    result = wrk.run(port, lua, wrk.args.duration)
+    after = {name: cpu_seconds(pid) for name, pid in servers.items()}
+    requests = max(result["requests"], 1)
+
+    def per_request(name):
+        return round((after[name] - before[name]) * 1000 / requests, 3)
+
+    errors = sum(result[k] for k in ("connect", "read", "write", "status", "timeout"))
+    row = Row(
+        endpoint=endpoint,
+        rps=round(result["requests"] / (result["duration_us"] / 1e6), 1),
+        p50_ms=round(result["p50_us"] / 1000, 2),
+        p99_ms=round(result["p99_us"] / 1000, 2),
+        errors=errors,
+        requests=result["requests"],
+        app_cpu_ms=per_request("app"),
+        db_cpu_ms=per_request("db"),
+        nginx_cpu_ms=per_request("nginx"),
+        **meta,
+    )
+    log(
+        f"  {meta['app']:9} {meta['framework']:7} {meta['database']:8} "
+        f"{endpoint:8} {row.rps:9.1f} req/s  p50 {row.p50_ms:6.2f} ms  "
+        f"p99 {row.p99_ms:6.2f} ms  errors {errors}  "
+        f"app CPU {row.app_cpu_ms:.2f} ms/req"
+    )
+    return row
+
+
+# --- nginx ------------------------------------------------------------------
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed P-256 pair for DOMAIN (certbot's default key type)."""
+    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+         "-days", "2", "-subj", f"/CN={DOMAIN}", "-addext",
+         f"subjectAltName=DNS:{DOMAIN}"],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def render_site(project: Path, app_port: int, http_port: int, https_port: int,
+                cert: Path, key: Path) -> str:
+    """The generated site, moved to free loopback ports and this run's files.
+
+    Only addresses and paths change; every other directive is the project's.
+    """
+    site = (project / "deploy" / "nginx" / f"{SLUG}.conf").read_text()
+    site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)
+    site = re.sub(r"listen 80\b", f"listen 127.0.0.1:{http_port}", site)
+    site = re.sub(r"listen 443\b", f"listen 127.0.0.1:{https_port}", site)
+    site = re.sub(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};", site)
+    site = re.sub(r"ssl_certificate .*;", f"ssl_certificate {cert};", site)
+    site = re.sub(r"ssl_certificate_key .*;", f"ssl_certificate_key {key};", site)
+    site = re.sub(r"alias /srv/\S+;", f"alias {project / 'staticfiles'}/;", site)
+    site = re.sub(r"root /var/www/certbot;", f"root {project};", site)
+    if f"127.0.0.1:{app_port}" not in site:
+        raise RuntimeError("the nginx site has no `server 127.0.0.1:8000;` upstream")
+    return site
+
+
+class Nginx:
+    """nginx as Debian configures it (nginx.conf's http block), one site in it."""
+
+    def __init__(self, prefix: Path, site: str, cert: Path, key: Path, ceiling_port: int):
+        self.prefix = prefix
+        prefix.mkdir(parents=True, exist_ok=True)
+        (prefix / "site.conf").write_text(site)
+        temp = "".join(
+            f"    {kind}_temp_path {prefix / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (prefix / "nginx.conf").write_text(f"""\
+daemon off;
+worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{
+    worker_connections 768;
+}}
+http {{
+    sendfile on;
+    tcp_nopush on;
+    types_hash_max_size 2048;
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    access_log {prefix}/access.log;
+    gzip on;
+{temp}
+    include {prefix}/site.conf;
+
+    # The ceiling: the same TLS, no upstream, a constant body.
+    server {{
+        listen 127.0.0.1:{ceiling_port} ssl;
+        server_name {DOMAIN};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            default_type application/json;
+            return 200 '{{"status": "ok"}}';
+        }}
+    }}
+}}
+""")
+        self.proc = None
+
+    def start(self) -> None:
+        conf = self.prefix / "nginx.conf"
+        base = ["nginx", "-c", str(conf), "-p", str(self.prefix), "-e",
+                str(self.prefix / "error.log")]
+        check = subprocess.run([*base, "-t"], capture_output=True, text=True)
+        if check.returncode:
+            raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
+        self.proc = subprocess.Popen(base, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+# --- HTTP through nginx from Python (SNI = DOMAIN) ---------------------------
+
+
+class _SiteConnection(http.client.HTTPSConnection):
+    def connect(self):
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=DOMAIN)
+
+
+def request(port: int, method: str, path: str, body: dict | None = None):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = _SiteConnection("127.0.0.1", port, timeout=10, context=context)
+    headers = {"Host": DOMAIN}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_healthy(port: int, path: str, server, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{server.name} exited:\n{server.log_tail()}")
+        try:
+            status, body = request(port, "GET", path)
+            if status == 200:
+                return
+            last = f"{status} {body[:300]!r}"
+        except OSError as error:
+            last = repr(error)
+        time.sleep(0.2)
+    raise RuntimeError(f"{path} never answered 200 ({last}):\n{server.log_tail()}")
+
+
+# --- app servers -----------------------------------------------------------
+
+
+class Server:
+    """A process group we started (bin/web or gunicorn), logged to a file."""
+
+    def __init__(self, name: str, cmd: list[str], cwd: Path, env: dict, logfile: Path):
+        self.name, self.logfile = name, logfile
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=logfile.open("ab"),
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log_tail(self) -> str:
+        return self.logfile.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def run_checked(cmd, cwd, env, what: str, timeout: float = 600) -> float:
+    start = time.monotonic()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode:
+        raise RuntimeError(f"{what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return time.monotonic() - start
+
+
+# --- the database ---------------------------------------------------------------
+
+
+def sql(database: str, url: str, pg, statement: str) -> str:
+    if database == "postgres":
+        return pg.psql(statement, dbname=url.rsplit("/", 1)[1])
+    path = url.removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn, conn:
+        rows = conn.execute(statement).fetchall()
+        return "\n".join("|".join(map(str, row)) for row in rows)
+
+
+def seed(port: int, database: str, url: str, pg, rows: int) -> tuple[int, int]:
+    """One note through the API (so timestamps have the app's own format),
+    then copies of it by SQL up to `rows`. Returns the id range."""
+    status, body = request(port, "POST", "/api/notes",
+                           {"title": "Seed note", "body": NOTE_BODY})
+    if status != 201:
+        raise RuntimeError(f"POST /api/notes answered {status}: {body[:500]!r}")
+    first = json.loads(body)["id"]
+    sql(database, url, pg, f"""
+        INSERT INTO notes (title, body, word_count, created_at, updated_at)
+        WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+        SELECT 'Note ' || i, s.body, 57, s.created_at, s.updated_at
+        FROM n, notes AS s WHERE s.id = {first}
+    """)
+    if database == "postgres":
+        sql(database, url, pg, "ANALYZE notes")
+    low, high = sql(database, url, pg, "SELECT min(id), max(id) FROM notes").split("|")
+    return int(low), int(high)
+
+
+# --- one framework x database ---------------------------------------------------
+
+
+@dataclass
+class Combo:
+    framework: str
+    database: str
+    bake_s: float = 0.0
+    install_s: float = 0.0
+    install_cached: bool = False
+    release_s: float = 0.0
+    workers: str = ""
+
+
+def app_env(project, venv, database_url, port, extra):
+    env = nt.project_env(
+        project, venv,
+        DATABASE_URL=database_url,
+        APP_ENV="production",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(48),
+        ALLOWED_HOSTS=DOMAIN,
+        HOST="127.0.0.1",
+        PORT=str(port),
+        STATIC_ROOT=str(project / "staticfiles"),
+        UV_NO_SYNC="1",
+    )
+    # A server writes bytecode caches on first start; workers boot faster.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra)
+    return env
+
+
+def describe_workers(server_pid: int) -> str:
+    """What gunicorn actually started: worker count and their threads."""
+    try:
+        workers = psutil.Process(server_pid).children()
+        threads = max((w.num_threads() for w in workers), default=0)
+        return f"{len(workers)} workers, up to {threads} threads each"
+    except psutil.NoSuchProcess:
+        return "?"
+
+
+def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tuple[Combo, list[Row]]:
+    combo = Combo(fw, db)
+    base = work / f"{fw}-{db}"
+    log(f"{fw} + {db}: baking")
+    start = time.monotonic()
+    project = nt.bake(base / "out", fw, db, project_name=SLUG, domain_name=DOMAIN)
+    combo.bake_s = round(time.monotonic() - start, 2)
+    # `.env` holds development values for a laptop; the server's settings come
+    # from the environment, as below.
+    (project / ".env").unlink(missing_ok=True)
+    key_dir = nt.CACHE / "venvs" / nt._dependency_key(project)
+    combo.install_cached = (key_dir / ".synced").exists()
+    start = time.monotonic()
+    venv = nt.project_venv(project)
+    combo.install_s = round(time.monotonic() - start, 2)
+
+    if db == "postgres":
+        url = pg.create_database(f"bench_{fw}")
+    else:
+        url = f"sqlite:///{base / 'app.sqlite3'}"
+    app_port, http_port, https_port, ceiling_port = (nt.free_port() for _ in range(4))
+    extra = {}
+    if args.web_concurrency:
+        extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
+    if args.gunicorn_args:
+        extra["GUNICORN_CMD_ARGS"] = args.gunicorn_args
+    env = app_env(project, venv, url, app_port, extra)
+    combo.release_s = round(run_checked(["bin/release"], project, env, "bin/release"), 2)
+    log(f"  baked in {combo.bake_s}s, installed in {combo.install_s}s "
+        f"({'cached' if combo.install_cached else 'fresh'}), "
+        f"bin/release in {combo.release_s}s")
+
+    nginx = Nginx(base / "nginx", render_site(project, app_port, http_port, https_port,
+                                              cert, key), cert, key, ceiling_port)
+    nginx.start()
+    pg_pid = pg.postmaster_pid() if db == "postgres" else None
+    rows_out: list[Row] = []
+    meta = {"framework": fw, "database": db}
+    try:
+        web = Server("bin/web", ["bin/web"], project, env, base / "web.log")
+        try:
+            wait_healthy(https_port, "/healthz", web)
+            combo.workers = describe_workers(web.pid)
+            ids = seed(https_port, db, url, pg, rows)
+            log(f"  seeded notes {ids[0]}..{ids[1]}; {combo.workers}")
+            servers = {"app": web.pid, "db": pg_pid, "nginx": nginx.pid}
+            for endpoint in GENERATED:
+                lua = endpoint.lua(ids=ids, pages=rows // 20 // 2)
+                rows_out.append(measure(wrk, https_port, endpoint.name, lua, servers,
+                                        {"app": "generated", **meta}))
+                if endpoint.name in args.profile:
+                    profile(web.pid, wrk, https_port, lua, base, endpoint.name, args)
+        finally:
+            web.stop()
+
+        bare_env = dict(env, PYTHONPATH=str(REFERENCE))
+        bare = Server(
+            "bare",
+            ["gunicorn", "--config", "gunicorn.conf.py", BARE_APP[fw]],
+            project, bare_env, base / "bare.log",
+        )
+        try:
+            wait_healthy(https_port, "/select1", bare)
+            servers = {"app": bare.pid, "db": pg_pid, "nginx": nginx.pid}
+            wanted = ["select1", "pk"] if fw in hello_done else ["hello", "select1", "pk"]
+            for name in wanted:
+                lua = BARE[name].lua(ids=ids)
+                rows_out.append(measure(wrk, https_port, name, lua, servers,
+                                        {"app": "bare", **meta}))
+                if name in args.profile:
+                    profile(bare.pid, wrk, https_port, lua, base, f"bare-{name}", args)
+            hello_done.add(fw)
+        finally:
+            bare.stop()
+
+        if args.ceiling:
+            args.ceiling = False
+            rows_out.append(measure(wrk, ceiling_port, "return 200", LUA_DONE,
+                                    {"app": None, "db": None, "nginx": nginx.pid},
+                                    {"app": "nginx", "framework": "-", "database": "-"}))
+    finally:
+        nginx.stop()
+    return combo, rows_out
+
+
+def profile(pid, wrk, port, lua, base, name, args) -> None:
+    """py-spy on every worker during one more run of an endpoint: where the time goes."""
+    if not PY_SPY.exists():
+        log("  --profile: py-spy is not installed (pip install py-spy)")
+        return
+    workers = psutil.Process(pid).children()
+    seconds = int(args.duration)
+    spies = [
+        subprocess.Popen(
+            [str(PY_SPY), "record", "--pid", str(w.pid), "--duration", str(seconds),
+             "--rate", "200", "--format", "raw", "--output",
+             str(base / f"profile-{name}-{w.pid}.txt"), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for w in workers
+    ]
+    wrk.run(port, lua, seconds + 1)
+    for spy in spies:
+        spy.wait(60)
+    out = RESULTS / f"profile-{base.name}-{name}.txt"
+    out.write_text(summarise_profiles(sorted(base.glob(f"profile-{name}-*.txt"))))
+    log(f"  profile of {name}: {out.relative_to(TEMPLATE)}")
+
+
+def summarise_profiles(files) -> str:
+    """Self and cumulative share of samples per function, from py-spy's raw output."""
+    selfs, cumul, total = {}, {}, 0
+    for path in files:
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            total += n
+            # "function (file.py:123)": one entry per function, not per line.
+            frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+            selfs[frames[-1]] = selfs.get(frames[-1], 0) + n
+            for frame in set(frames):
+                cumul[frame] = cumul.get(frame, 0) + n
+    lines = [f"{total} samples", "", "self%  function"]
+    for frame, n in sorted(selfs.items(), key=lambda kv: -kv[1])[:40]:
+        lines.append(f"{100 * n / total:5.1f}  {frame}")
+    lines += ["", "cumulative%  function"]
+    for frame, n in sorted(cumul.items(), key=lambda kv: -kv[1])[:60]:
+        lines.append(f"{100 * n / total:5.1f}  {frame}")
+    return "\n".join(lines) + "\n"
+
+
+# --- the job queue ------------------------------------------------------------
+
+
+def bench_queue(db, args, work, pg) -> dict:
+    """One process enqueues N no-op jobs; then `bin/worker` drains them."""
+    fw = "fastapi"  # its worker imports JOBS_IMPORT_PATHS, where the no-op job is
+    base = work / f"queue-{db}"
+    project = nt.bake(base / "out", fw, db, project_name=SLUG, domain_name=DOMAIN)
+    (project / ".env").unlink(missing_ok=True)
+    venv = nt.project_venv(project)
+    if db == "postgres":
+        url = pg.create_database("bench_queue")
+    else:
+        url = f"sqlite:///{base / 'app.sqlite3'}"
+    env = app_env(project, venv, url, nt.free_port(), {
+        "PYTHONPATH": str(BENCH),
+        "JOBS_IMPORT_PATHS": "napkin_bench_jobs",
+        "NAPKIN_BENCH_JOBS": f"{SLUG}.jobs",
+    })
+    run_checked(["bin/release"], project, env, "bin/release")
+    if db == "postgres" and not sql(db, url, pg, "SELECT to_regclass('procrastinate_jobs')"):
+        # procrastinate's own tables, when the app's migrations do not make them.
+        run_checked(["procrastinate", f"--app={SLUG}.jobs.app", "schema", "--apply"],
+                    project, env, "procrastinate schema --apply")
+    jobs = args.jobs
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), str(BENCH / "queue_enqueue.py"), str(jobs)],
+        cwd=project, env=dict(env, PYTHONPATH=f"{project}:{BENCH}"),
+        capture_output=True, text=True, timeout=600,
+    )
+    if out.returncode:
+        raise RuntimeError(f"enqueue failed:\n{out.stdout}\n{out.stderr[-3000:]}")
+    enqueue_s = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+
+    if db == "postgres":
+        count_sql = ("SELECT count(*) FROM procrastinate_jobs "
+                     "WHERE status IN ('todo', 'doing')")
+    else:
+        count_sql = "SELECT count(*) FROM task"
+
+    def pending() -> int:
+        return int(sql(db, url, pg, count_sql))
+
+    assert pending() >= jobs, f"only {pending()} jobs queued"
+    worker = Server("bin/worker", ["bin/worker"], project, env, base / "worker.log")
+    cpu = {"worker": worker.pid, "db": pg.postmaster_pid() if db == "postgres" else None}
+    try:
+        started = time.monotonic()
+        first = None
+        left = jobs
+        cpu0 = None
+        deadline = started + max(120, jobs / 20)
+        while time.monotonic() < deadline:
+            left = pending()
+            now = time.monotonic()
+            if first is None and left < jobs:
+                first, first_left = now, left
+                cpu0 = {k: cpu_seconds(v) for k, v in cpu.items()}
+            if left == 0:
+                break
+            if worker.proc.poll() is not None:
+                raise RuntimeError(f"bin/worker exited:\n{worker.log_tail()}")
+            time.sleep(0.05)
+        done = time.monotonic()
+        cpu1 = {k: cpu_seconds(v) for k, v in cpu.items()}
+    finally:
+        worker.stop()
+    if left:
+        raise RuntimeError(f"{left} of {jobs} jobs left after {done - started:.0f}s:\n"
+                           f"{worker.log_tail()}")
+    drained = first_left if first else jobs
+    drain_s = done - first if first else float("nan")
+    result = {
+        "database": db,
+        "queue": "procrastinate" if db == "postgres" else "huey",
+        "jobs": jobs,
+        "enqueue_per_s": round(jobs / enqueue_s, 1),
+        "drain_per_s": round(drained / drain_s, 1),
+        "worker_start_s": round(first - started, 2) if first else None,
+        "worker_cpu_ms_per_job": round((cpu1["worker"] - cpu0["worker"]) * 1000 / drained, 3),
+        "db_cpu_ms_per_job": round((cpu1["db"] - cpu0["db"]) * 1000 / drained, 3),
+    }
+    log(f"  queue {db}: enqueue {result['enqueue_per_s']} jobs/s, "
+        f"drain {result['drain_per_s']} jobs/s, worker CPU "
+        f"{result['worker_cpu_ms_per_job']} ms/job")
+    return result
+
+
+# --- report ---------------------------------------------------------------------
+
+
+def add_ratios(rows: list[Row]) -> None:
+    """Each figure divided by its reference's (same framework and database)."""
+    index = {(r.app, r.framework, r.database, r.endpoint): r for r in rows}
+    hello = {(r.framework): r for r in rows if r.endpoint == "hello"}
+    ceiling = next((r for r in rows if r.app == "nginx"), None)
+    for row in rows:
+        if row.app == "generated":
+            ref = index.get(("bare", row.framework, row.database, REFERENCE_OF[row.endpoint]))
+        elif row.endpoint in ("select1", "pk"):
+            ref = hello.get(row.framework)
+        elif row.endpoint == "hello":
+            ref = ceiling
+        else:
+            ref = None
+        if ref is None:
+            continue
+        row.ratio = {
+            "reference": f"{ref.app} {ref.endpoint}",
+            "rps": round(row.rps / ref.rps, 3) if ref.rps else None,
+            "p50": round(row.p50_ms / ref.p50_ms, 2) if ref.p50_ms else None,
+            "p99": round(row.p99_ms / ref.p99_ms, 2) if ref.p99_ms else None,
+            "cpu": round(row.app_cpu_ms / ref.app_cpu_ms, 2) if ref.app_cpu_ms else None,
+        }
+
+
+def markdown(report: dict) -> str:
+    s = report["settings"]
+    lines = [
+        f"Measured {report['started']} on {report['machine']['cpus']} cores "
+        f"({report['machine']['cpu_model']}), load average before the run "
+        f"{report['machine']['load_before']}. wrk: {s['connections']} connections, "
+        f"{s['threads']} threads, {s['warmup']} s warm-up then {s['duration']} s "
+        f"measured per row; HTTPS through nginx on loopback; {s['rows']} notes.",
+        "",
+        "| app | framework | database | endpoint | req/s | p50 ms | p99 ms | errors "
+        "| app CPU ms/req | db CPU ms/req | vs reference | req/s | p50 | p99 | CPU |",
+        "|---|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+    ]
+    for r in report["http"]:
+        ratio = r["ratio"]
+        ref = (
+            f"{ratio['reference']} | {ratio['rps']:.2f} | {ratio['p50']} | "
+            f"{ratio['p99']} | {ratio['cpu'] if ratio['cpu'] is not None else '-'}"
+            if ratio else "- | | | |"
+        )
+        lines.append(
+            f"| {r['app']} | {r['framework']} | {r['database']} | {r['endpoint']} "
+            f"| {r['rps']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} "
+            f"| {r['app_cpu_ms']} | {r['db_cpu_ms'] or '-'} | {ref} |"
+        )
+    lines += [
+        "",
+        "| framework | database | bake s | install s | bin/release s | web workers |",
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for c in report["combos"]:
+        cached = " (cached venv)" if c["install_cached"] else ""
+        lines.append(
+            f"| {c['framework']} | {c['database']} | {c['bake_s']} | "
+            f"{c['install_s']}{cached} | {c['release_s']} | {c['workers']} |"
+        )
+    if report["queue"]:
+        lines += [
+            "",
+            "| database | queue | jobs | enqueued/s (one process) | drained/s (one bin/worker) "
+            "| worker CPU ms/job | db CPU ms/job |",
+            "|---|---|--:|--:|--:|--:|--:|",
+        ]
+        for q in report["queue"]:
+            lines.append(
+                f"| {q['database']} | {q['queue']} | {q['jobs']} | {q['enqueue_per_s']:,.0f} "
+                f"| {q['drain_per_s']:,.0f} | {q['worker_cpu_ms_per_job']} "
+                f"| {q['db_cpu_ms_per_job'] or '-'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def update_docs(table: str) -> None:
+    text = DOCS.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise RuntimeError(f"{DOCS} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    DOCS.write_text(f"{head}{start}\n{table}{end}{tail}")
+
+
+# --- main -----------------------------------------------------------------------
+
+
+def check_tools() -> None:
+    missing = [t for t in ("wrk", "nginx", "openssl", "uv", "unshare", "mount")
+               if shutil.which(t) is None]
+    if missing:
+        sys.exit(f"bench: missing tools: {', '.join(missing)} (make system-deps)")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frameworks", default=",".join(nt.FRAMEWORKS))
+    parser.add_argument("--databases", default=",".join(nt.DATABASES))
+    parser.add_argument("--duration", type=float, default=8, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rows", type=int, default=5000, help="notes seeded")
+    parser.add_argument("--jobs", type=int, default=5000, help="queue benchmark jobs")
+    parser.add_argument("--no-queue", action="store_true")
+    parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--web-concurrency", type=int, help="WEB_CONCURRENCY for every app")
+    parser.add_argument("--gunicorn-args", help="GUNICORN_CMD_ARGS for every app server")
+    parser.add_argument("--profile", default="", type=lambda v: v.split(","),
+                        help="endpoints to profile with py-spy after measuring them "
+                        "(e.g. read,healthz,pk)")
+    parser.add_argument("--docs", action="store_true",
+                        help=f"replace the table in {DOCS.relative_to(TEMPLATE)}")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--label", default="", help="added to the result file names")
+    parser.add_argument("--template", type=Path, default=nt.TEMPLATE,
+                        help="the template to bake (default: this checkout)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    check_tools()
+    nt.TEMPLATE = args.template.resolve()
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    databases = [d for d in args.databases.split(",") if d]
+    for name in frameworks:
+        if name not in nt.FRAMEWORKS:
+            sys.exit(f"bench: unknown framework {name!r} ({', '.join(nt.FRAMEWORKS)})")
+    for name in databases:
+        if name not in nt.DATABASES:
+            sys.exit(f"bench: unknown database {name!r} ({', '.join(nt.DATABASES)})")
+    RESULTS.mkdir(exist_ok=True)
+    started = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    report = {
+        "started": started.isoformat().replace("+00:00", "Z"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "load_before": [round(x, 2) for x in os.getloadavg()],
+            "python": platform.python_version(),
+            "nginx": subprocess.run(["nginx", "-v"], capture_output=True,
+                                    text=True).stderr.strip(),
+        },
+        "settings": {k: v for k, v in vars(args).items()
+                     if k not in ("docs", "keep", "template")},
+        "combos": [],
+        "http": [],
+        "queue": [],
+    }
+    report["settings"]["ceiling"] = True
+    log(f"bench: {', '.join(frameworks)} x {', '.join(databases)}; "
+        f"load average {report['machine']['load_before']}")
+    work = Path(tempfile.mkdtemp(prefix="napkin-bench-"))
+    pg = nt.start_postgres() if "postgres" in databases else None
+    if pg is not None:
+        pg.postmaster_pid = lambda: int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    rows: list[Row] = []
+    try:
+        cert, key = make_certificate(work)
+        wrk = Wrk(work, args)
+        args.ceiling = True
+        hello_done: set[str] = set()
+        if not args.no_http:
+            for fw in frameworks:
+                for db in databases:
+                    combo, measured = bench_combo(fw, db, args, work, pg, wrk, cert, key,
+                                                  args.rows, hello_done)
+                    report["combos"].append(asdict(combo))
+                    rows.extend(measured)
+        if not args.no_queue:
+            for db in databases:
+                log(f"queue: {db}")
+                report["queue"].append(bench_queue(db, args, work, pg))
+    finally:
+        if pg is not None:
+            pg.stop()
+            shutil.rmtree(pg.datadir.parent, ignore_errors=True)
+        if args.keep:
+            log(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    order = {"nginx": 0, "bare": 1, "generated": 2}
+    rows.sort(key=lambda r: (r.framework != "-", r.framework, r.database, order[r.app]))
+    add_ratios(rows)
+    report["http"] = [asdict(r) for r in rows]
+    report["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    table = markdown(report)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + (f"-{args.label}" if args.label else "")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{stamp}.md").write_text(table)
+    shutil.copy(RESULTS / f"{stamp}.json", RESULTS / "latest.json")
+    shutil.copy(RESULTS / f"{stamp}.md", RESULTS / "latest.md")
+    print()
+    print(table)
+    log(f"written: bench/results/{stamp}.json and .md")
+    if args.docs:
+        update_docs(table)
+        log(f"table written into {DOCS.relative_to(TEMPLATE)}")
+    return 0
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

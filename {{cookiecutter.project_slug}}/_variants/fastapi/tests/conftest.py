@@ -1,0 +1,128 @@
+"""Run the tests on a database of their own, never the one DATABASE_URL names.
+
+PostgreSQL: `<name>_test` on the same server, created for the session and
+dropped after. SQLite: a file in a temporary directory.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from {{ cookiecutter.project_slug }}.db import database_url
+from {{ cookiecutter.project_slug }}.settings import ROOT, Settings
+
+TEST_ENV = {
+    "APP_ENV": "development",
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+}
+_scratch = Path(tempfile.mkdtemp(prefix="{{ cookiecutter.project_slug }}-tests-"))
+
+
+def _create_test_database(url: str) -> str:
+    parsed = database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite:///{_scratch / 'test.sqlite3'}"
+    name = f"{parsed.database}_test"
+    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_test_database(url: str, test_url: str) -> None:
+    if database_url(url).get_backend_name() == "sqlite":
+        return
+    engine = create_engine(database_url(url), isolation_level="AUTOCOMMIT")
+    name = make_url(test_url).database
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def pytest_configure(config):
+    os.environ.update(TEST_ENV)
+    config.napkin_url = Settings().database_url
+    os.environ["DATABASE_URL"] = _create_test_database(config.napkin_url)
+    alembic = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
+    command.upgrade(alembic, "head")
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "napkin_url"):
+        _drop_test_database(config.napkin_url, os.environ["DATABASE_URL"])
+    shutil.rmtree(_scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app():
+    from {{ cookiecutter.project_slug }}.main import create_app
+
+    return create_app()
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with app.state.engine.begin() as connection:
+        connection.execute(text("DELETE FROM notes"))
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def is_sqlite() -> bool:
+    return os.environ["DATABASE_URL"].startswith("sqlite")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.05):
+    """Poll until `predicate()` returns something true; return it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"still false after {timeout}s: {predicate}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app served by bin/web (gunicorn + uvicorn workers) on a free port."""
+    import httpx2
+
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="2")
+    process = subprocess.Popen([ROOT / "bin" / "web"], env=env)  # noqa: S603
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx2.get(f"{url}/healthz").status_code == 200
+        except httpx2.TransportError:
+            return process.poll() is not None
+
+    wait_until(up, timeout=180)
+    assert process.poll() is None, "bin/web exited"
+    yield url
+    process.terminate()
+    process.wait(timeout=30)

@@ -1,0 +1,46 @@
+"""{{ cookiecutter.project_name }}: the Flask app factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import cli, errors, health, notes
+from .database import configure_engine, db, engine_options, migrate
+from .settings import PROJECT_ROOT, Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    settings.check()
+
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        DEBUG=settings.debug,
+        REVISION=settings.revision,
+        # Requests for other host names get 400 (ALLOWED_HOSTS; "*" allows any).
+        TRUSTED_HOSTS=None
+        if "*" in settings.allowed_hosts
+        else list(settings.allowed_hosts),
+        # Larger request bodies get 413 before they are read.
+        MAX_CONTENT_LENGTH=64 * 1024,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
+    )
+    # nginx in front sets X-Forwarded-For/-Proto and Host: trust one proxy hop,
+    # so request.scheme is https and url_for builds https links.
+    # https://werkzeug.palletsprojects.com/en/stable/middleware/proxy_fix/
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    with app.app_context():
+        configure_engine(db.engine)
+
+    errors.register(app)
+    cli.register(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(notes.bp)
+    return app
