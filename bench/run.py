@@ -567,6 +567,8 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
             log(f"  seeded notes {ids[0]}..{ids[1]}; {combo.workers}")
             servers = {"app": web.pid, "db": pg_pid, "nginx": nginx.pid}
             for endpoint in GENERATED:
+                if args.endpoints and endpoint.name not in args.endpoints:
+                    continue
                 lua = endpoint.lua(ids=ids, pages=rows // 20 // 2)
                 rows_out.append(measure(wrk, https_port, endpoint.name, lua, servers,
                                         {"app": "generated", **meta}))
@@ -586,6 +588,8 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
             servers = {"app": bare.pid, "db": pg_pid, "nginx": nginx.pid}
             wanted = ["select1", "pk"] if fw in hello_done else ["hello", "select1", "pk"]
             for name in wanted:
+                if args.endpoints and name not in args.endpoints:
+                    continue
                 lua = BARE[name].lua(ids=ids)
                 rows_out.append(measure(wrk, https_port, name, lua, servers,
                                         {"app": "bare", **meta}))
@@ -851,6 +855,9 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rows", type=int, default=5000, help="notes seeded")
     parser.add_argument("--jobs", type=int, default=5000, help="queue benchmark jobs")
+    parser.add_argument("--endpoints", default="", type=lambda v: [e for e in v.split(",") if e],
+                        help="measure only these (healthz,read,list,create,hello,select1,pk)")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip nginx's return 200")
     parser.add_argument("--no-queue", action="store_true")
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--web-concurrency", type=int, help="WEB_CONCURRENCY for every app")
@@ -908,7 +915,7 @@ def main(argv=None) -> int:
     try:
         cert, key = make_certificate(work)
         wrk = Wrk(work, args)
-        args.ceiling = True
+        args.ceiling = not args.no_ceiling
         hello_done: set[str] = set()
         if not args.no_http:
             for fw in frameworks:

@@ -8,6 +8,7 @@ with each database runs them end to end.
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import sqlite3
@@ -24,6 +25,7 @@ import pytest
 from napkin_testing import (
     DATABASES,
     bake,
+    combo_id,
     free_port,
     need,
     project_env,
@@ -173,6 +175,28 @@ def keys(tmp_path_factory):
     }
 
 
+@pytest.fixture
+def dead_mans_switch():
+    """An HTTP endpoint on loopback that counts the pings it gets."""
+    pings = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            pings.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/ping/backup", pings
+    server.shutdown()
+    server.server_close()
+
+
 # --- the baked project and its database ---------------------------------------------
 
 
@@ -211,17 +235,22 @@ class Database:
         with sqlite3.connect(self.path, timeout=30) as db:
             return [repr(row) for row in db.execute("SELECT * FROM notes ORDER BY id")]
 
-    def insert(self, title: str, body: str = "", words: int | None = None) -> None:
+    def insert(self, *notes: tuple[str, str, int | None]) -> None:
+        """Notes as (title, body, word_count), in one round trip."""
+
         def lit(text):
             return "'" + text.replace("'", "''") + "'"
 
         now = "now()" if self.kind == "postgres" else "CURRENT_TIMESTAMP"
         self.sql(
-            INSERT.format(
-                title=lit(title),
-                body=lit(body),
-                words="NULL" if words is None else words,
-                now=now,
+            ";\n".join(
+                INSERT.format(
+                    title=lit(title),
+                    body=lit(body),
+                    words="NULL" if words is None else words,
+                    now=now,
+                )
+                for title, body, words in notes
             )
         )
 
@@ -287,11 +316,12 @@ def env_for(app, db: Database, s3: S3 | None, keys, **extra: str) -> dict[str, s
     return env
 
 
-def run(project: Path, env: dict, *cmd: str, check: bool = False):
+def run(project: Path, env: dict, *cmd: str, check: bool = False, stdin=None):
     result = subprocess.run(
         [str(project / cmd[0]), *cmd[1:]],
         cwd=project,
         env=env,
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=300,
@@ -312,9 +342,10 @@ def good_backups(names: list[str], database: str) -> list[str]:
 
 
 def seed(db: Database, count: int = 150) -> None:
-    db.insert(NEEDLE, "the body\nwith a newline, a tab\tand 'quotes' ✓", 9)
-    for i in range(count):
-        db.insert(f"note {i}", "word " * (i % 7), None if i % 3 else i)
+    db.insert(
+        (NEEDLE, "the body\nwith a newline, a tab\tand 'quotes' ✓", 9),
+        *((f"note {i}", "word " * (i % 7), None if i % 3 else i) for i in range(count)),
+    )
 
 
 class Writer(threading.Thread):
@@ -327,7 +358,7 @@ class Writer(threading.Thread):
     def run(self):
         try:
             while not self.stop.is_set():
-                self.db.insert(f"written during the backup {self.written}", "x")
+                self.db.insert((f"written during the backup {self.written}", "x", None))
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 -- the test reports it, not the thread
             self.error = exc
@@ -336,9 +367,12 @@ class Writer(threading.Thread):
 # --- the tests ---------------------------------------------------------------------
 
 
-def test_backup_while_writing_then_restore_gives_back_every_row(app, db, s3, keys):
+def test_backup_while_writing_then_restore_gives_back_every_row(
+    app, db, s3, keys, dead_mans_switch
+):
     database, project, _ = app
-    env = env_for(app, db, s3, keys)
+    url, pings = dead_mans_switch
+    env = env_for(app, db, s3, keys, BACKUP_PING_URL=url)
     seed(db)
     seeded = db.rows()
     writer = Writer(db)
@@ -353,6 +387,7 @@ def test_backup_while_writing_then_restore_gives_back_every_row(app, db, s3, key
     assert writer.error is None
     assert backup.returncode == 0, backup.stderr
     assert "uploaded" in backup.stdout
+    assert pings == ["/ping/backup"]
     [name] = good_backups(s3.names(prefix_of(env)), database)
     written = db.rows()
 
@@ -436,10 +471,11 @@ def test_retention_deletes_old_backups_but_keeps_the_newest(app, db, s3, keys):
     ["wrong credentials", "missing bucket", "unreachable database"],
 )
 def test_backup_failure_exits_with_one_clear_line_and_uploads_nothing(
-    app, db, s3, keys, failure
+    app, db, s3, keys, dead_mans_switch, failure
 ):
     database, project, _ = app
-    env = env_for(app, db, s3, keys)
+    url, pings = dead_mans_switch
+    env = env_for(app, db, s3, keys, BACKUP_PING_URL=url)
     seed(db, 5)
     expected = {
         "wrong credentials": "access denied",
@@ -463,6 +499,7 @@ def test_backup_failure_exits_with_one_clear_line_and_uploads_nothing(
     assert lines[0].startswith("bin/backup: ")
     assert expected in lines[0]
     assert good_backups(s3.names(prefix_of(env)), database) == []
+    assert pings == []
 
 
 def test_restore_refuses_a_database_with_data_unless_forced(app, db, s3, keys):
@@ -471,7 +508,7 @@ def test_restore_refuses_a_database_with_data_unless_forced(app, db, s3, keys):
     seed(db, 10)
     run(project, env, "bin/backup", check=True)
     backed_up = db.rows()
-    db.insert("written after the backup")
+    db.insert(("written after the backup", "", None))
     current = db.rows()
     identity = str(keys["identity"])
 
@@ -482,7 +519,11 @@ def test_restore_refuses_a_database_with_data_unless_forced(app, db, s3, keys):
     assert "notes" in refused.stderr
     assert db.rows() == current
 
-    forced = run(project, env, "bin/restore", "--identity", identity, "--force")
+    # The key piped in, as docs/backups.md shows: it never lands on the server.
+    with keys["identity"].open() as key:
+        forced = run(
+            project, env, "bin/restore", "--identity", "-", "--force", stdin=key
+        )
 
     assert forced.returncode == 0, forced.stderr
     assert db.rows() == backed_up
@@ -518,3 +559,42 @@ def test_restore_rejects_bad_input_with_one_clear_line_and_changes_nothing(
         )
     else:
         assert not db.path.exists()
+
+
+# The page differs by deploy style and database (and Flask's separate queue file).
+DOC_COMBOS = [
+    ("django", "postgres", "systemd"),
+    ("fastapi", "sqlite", "systemd"),
+    ("fastapi", "postgres", "compose"),
+    ("flask", "sqlite", "compose"),
+]
+
+
+@pytest.mark.parametrize("combo", DOC_COMBOS, ids=combo_id)
+def test_every_project_documents_backups_and_restores(combo, tmp_path):
+    project = bake(tmp_path, *combo)
+    text = (project / "docs" / "backups.md").read_text()
+    for topic in (
+        "## Make the key pair",
+        "Backblaze B2",
+        "Hetzner",
+        "AWS S3",
+        "Any other S3-compatible",
+        "### Onto a fresh server",
+        "## Test a restore every month",
+        "Uploaded files",
+        "bin/restore --identity KEYFILE [--force] [NAME|latest]",
+    ):
+        assert topic in text, topic
+    assert "\n\n\n" not in text
+    assert not re.search(r"[ \t]$", text, flags=re.MULTILINE)
+    settings = (project / ".env.example").read_text()
+    for name in (
+        "BACKUP_REMOTE",
+        "BACKUP_AGE_RECIPIENT",
+        "BACKUP_RETENTION_DAYS",
+        "BACKUP_KEEP_LAST",
+        "BACKUP_PING_URL",
+        "RCLONE_CONFIG_OFFSITE_TYPE",
+    ):
+        assert re.search(rf"^{name}=", settings, flags=re.MULTILINE), name

@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def site(request, tmp_path_factory):
         timeout=300,
         check=False,
     )
-    assert release.returncode == 0, release.stdout[-3000:] + release.stderr[-3000:]
+    assert release.returncode == 0, release.stderr[:3000] + release.stderr[-3000:]
     if framework == "django":
         admin = subprocess.run(
             [
@@ -201,7 +202,7 @@ def site(request, tmp_path_factory):
         )
         for port in (app_port, https, http):
             wait_for_port(port)
-        yield Site(
+        site = Site(
             framework,
             database,
             project,
@@ -212,6 +213,9 @@ def site(request, tmp_path_factory):
             static_dir=static_dir,
             acme_dir=prefix / "acme",
         )
+        # Ready when /healthz answers through nginx, as deploy.sh waits for it.
+        wait_until_ready(site, processes[0], base / "web.log")
+        yield site
     finally:
         # nginx stops on QUIT after its requests; gunicorn on TERM.
         for process, sig in zip(processes, (signal.SIGTERM, signal.SIGQUIT)):
@@ -221,6 +225,20 @@ def site(request, tmp_path_factory):
         web_log.close()
         if processes and processes[0].returncode not in (0, -signal.SIGTERM):
             print(log[-5000:])
+
+
+def wait_until_ready(site: Site, web: subprocess.Popen, log: Path, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and web.poll() is None:
+        try:
+            if site.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(
+        f"/healthz never answered 200 through nginx:\n{log.read_text()[-5000:]}"
+    )
 
 
 def assert_security_headers(response):

@@ -15,13 +15,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from napkin_testing import COMBOS, bake, combo_id
 
 BIN = Path(sys.executable).parent
 SHA = "0123456789abcdef0123456789abcdef01234567"
-SECRETS = {"DEPLOY_SSH_KEY", "DEPLOY_HOST", "DEPLOY_USER", "DEPLOY_KNOWN_HOSTS",
-           "DEPLOY_PORT"}
+SECRETS = {
+    "DEPLOY_SSH_KEY",
+    "DEPLOY_HOST",
+    "DEPLOY_USER",
+    "DEPLOY_KNOWN_HOSTS",
+    "DEPLOY_PORT",
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +56,17 @@ def test_actionlint_finds_nothing(baked, combo):
     project = baked(combo)
     env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
     result = subprocess.run(
-        [BIN / "actionlint", "-no-color", ".github/workflows/ci.yml",
-         ".github/workflows/deploy.yml"],
-        cwd=project, capture_output=True, text=True, env=env,
+        [
+            BIN / "actionlint",
+            "-no-color",
+            ".github/workflows/ci.yml",
+            ".github/workflows/deploy.yml",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -62,9 +74,18 @@ def test_actionlint_finds_nothing(baked, combo):
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
 def test_zizmor_pedantic_finds_nothing(baked, combo):
     result = subprocess.run(
-        [BIN / "zizmor", "--offline", "--persona=pedantic", "--no-progress",
-         "--format=plain", ".github/workflows"],
-        cwd=baked(combo), capture_output=True, text=True,
+        [
+            BIN / "zizmor",
+            "--offline",
+            "--persona=pedantic",
+            "--no-progress",
+            "--format=plain",
+            ".github/workflows",
+        ],
+        cwd=baked(combo),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
@@ -74,13 +95,17 @@ def test_zizmor_pedantic_finds_nothing(baked, combo):
 def test_yamllint_finds_nothing_in_any_yaml_file(baked, combo):
     project = baked(combo)
     files = sorted(
-        str(p.relative_to(project)) for p in project.rglob("*")
+        str(p.relative_to(project))
+        for p in project.rglob("*")
         if p.suffix in {".yml", ".yaml"} and ".venv" not in p.parts
     )
     assert ".github/workflows/ci.yml" in files
     result = subprocess.run(
         [BIN / "yamllint", "--strict", "--no-warnings", *files],
-        cwd=project, capture_output=True, text=True,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -127,7 +152,10 @@ def test_deploy_runs_after_ci_on_the_default_branch_only(baked, combo):
     job = deploy["jobs"]["deploy"]
     assert "default_branch" in job["if"]
     assert job["environment"]["name"] == "production"
-    assert job["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    assert job["concurrency"] == {
+        "group": "deploy-production",
+        "cancel-in-progress": False,
+    }
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
@@ -154,7 +182,7 @@ def run_deploy_step(project: Path, tmp_path: Path, **env: str):
         "for ((i = 1; i <= $#; i++)); do\n"
         '  case "${!i}" in\n'
         f'  -i) j=$((i + 1)); cp "${{!j}}" {tmp_path}/seen-key ;;\n'
-        f"  UserKnownHostsFile=*) cp \"${{!i#UserKnownHostsFile=}}\" {tmp_path}/seen-known ;;\n"
+        f'  UserKnownHostsFile=*) cp "${{!i#UserKnownHostsFile=}}" {tmp_path}/seen-known ;;\n'
         "  esac\n"
         "done\n"
     )
@@ -167,8 +195,14 @@ def run_deploy_step(project: Path, tmp_path: Path, **env: str):
         "GITHUB_SHA": SHA,
         **env,
     }
-    result = subprocess.run(["bash", "-c", step["run"]], env=run_env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["bash", "-c", step["run"]],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     args = record.read_text().splitlines() if record.exists() else None
     return result, args
 
@@ -186,7 +220,7 @@ def test_deploy_step_sends_the_commit_with_a_pinned_host_key(baked, tmp_path):
     result, args = run_deploy_step(project, tmp_path, **FULL, DEPLOY_PORT="2222")
     assert result.returncode == 0, result.stderr
     assert args[-2:] == ["deploy@203.0.113.7", SHA]
-    assert ["-p", "2222"] == args[args.index("-p"):args.index("-p") + 2]
+    assert ["-p", "2222"] == args[args.index("-p") : args.index("-p") + 2]
     assert "StrictHostKeyChecking=yes" in args
     assert (tmp_path / "seen-key").read_text() == FULL["DEPLOY_SSH_KEY"] + "\n"
     assert (tmp_path / "seen-known").read_text() == FULL["DEPLOY_KNOWN_HOSTS"] + "\n"
@@ -198,7 +232,7 @@ def test_deploy_step_uses_port_22_by_default(baked, tmp_path):
     project = baked(("flask", "sqlite", "systemd"))
     result, args = run_deploy_step(project, tmp_path, **FULL, DEPLOY_PORT="")
     assert result.returncode == 0, result.stderr
-    assert ["-p", "22"] == args[args.index("-p"):args.index("-p") + 2]
+    assert ["-p", "22"] == args[args.index("-p") : args.index("-p") + 2]
 
 
 def test_deploy_step_without_a_server_deploys_nothing(baked, tmp_path):
@@ -209,7 +243,9 @@ def test_deploy_step_without_a_server_deploys_nothing(baked, tmp_path):
     assert args is None
 
 
-@pytest.mark.parametrize("missing", ["DEPLOY_SSH_KEY", "DEPLOY_USER", "DEPLOY_KNOWN_HOSTS"])
+@pytest.mark.parametrize(
+    "missing", ["DEPLOY_SSH_KEY", "DEPLOY_USER", "DEPLOY_KNOWN_HOSTS"]
+)
 def test_deploy_step_names_a_missing_secret(baked, tmp_path, missing):
     project = baked(("django", "sqlite", "systemd"))
     env = {k: v for k, v in FULL.items() if k != missing}

@@ -138,21 +138,26 @@ if [ ! -f .env ]; then
     done
     echo "$line"
   done <.env.example >.env
-{% if cookiecutter.database == "postgres" %}
-  password=$(secret)
-  sed -i "s#^DATABASE_URL=.*#DATABASE_URL=postgresql://$SLUG:$password@db:5432/$SLUG#" .env
-  {
-    echo "# The db container's password; compose.yaml builds DATABASE_URL from it."
-    echo "POSTGRES_PASSWORD=$password"
-  } >>.env
-{% endif %}
   umask 022
 fi
+{% if cookiecutter.database == "postgres" %}
+# The db container's password; compose.yaml builds DATABASE_URL from it.
+if ! grep -q '^POSTGRES_PASSWORD=.' .env; then
+  sed -i '/^POSTGRES_PASSWORD=/d' .env
+  echo "POSTGRES_PASSWORD=$(secret)" >>.env
+fi
+password=$(sed -n 's/^POSTGRES_PASSWORD=//p' .env | tail -n1)
+# The same URL for commands that read .env directly (compose sets its own).
+sed -i "s#^DATABASE_URL=.*#DATABASE_URL=postgresql://$SLUG:$password@db:5432/$SLUG#" .env
+{% endif %}
 chown "$deploy_user:" .env
 chmod 0600 .env
 
+# Images are tagged with the commit, as deploy/deploy.sh tags them. git runs as
+# the owner of the clone (git refuses a repository owned by another user).
+revision=$(runuser -u "$deploy_user" -- git -C "$APP_DIR" rev-parse HEAD)
 compose() {
-  REVISION=$(git -C "$APP_DIR" rev-parse HEAD) docker compose "$@"
+  REVISION=$revision docker compose "$@"
 }
 
 # nginx needs a certificate to start, and certbot needs nginx to answer the

@@ -88,7 +88,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def wait_until(predicate, timeout=30, interval=0.05, what="condition"):
+def wait_until(predicate, timeout=120, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -184,12 +184,13 @@ def start_worker(tmp_path, job_log):
         log = (tmp_path / f"worker-{len(processes)}.log").open("w")
         env = process_env(
             **{
-                "JOBS_EXTRA_MODULES": "tests.jobs_for_tests",
+                "JOBS_IMPORT_PATHS": "tests.jobs_for_tests",
                 "JOBS_TEST_LOG": str(job_log),
-                "JOBS_POLL_SECONDS": "0.2",
-                "JOBS_HEARTBEAT_SECONDS": "0.5",
-                "JOBS_STALLED_CRON": "* * * * * *",
-                "JOBS_SHUTDOWN_SECONDS": "20",
+                "JOBS_POLL_INTERVAL": "0.2",
+                "JOBS_HEARTBEAT_INTERVAL": "0.5",
+                "JOBS_STALLED_AFTER": "2",
+                "JOBS_RECOVER_CRON": "* * * * * *",
+                "JOBS_SHUTDOWN_TIMEOUT": "30",
                 **env,
             }
         )

@@ -1,5 +1,5 @@
 """Jobs that only the tests use; bin/worker imports them when the tests set
-JOBS_EXTRA_MODULES=tests.jobs_for_tests. Each run appends a line to the file
+JOBS_IMPORT_PATHS=tests.jobs_for_tests. Each run appends a line to the file
 named by JOBS_TEST_LOG, which the tests read.
 """
 
@@ -12,11 +12,13 @@ from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 task = app.task
-FLAKY = {"retry": RetryStrategy(max_attempts=5, wait=0)}
-FAILING = {"retry": RetryStrategy(max_attempts=3, wait=0)}
+# FLAKY allows 5 runs, FAILING 3: max_attempts counts the retries.
+FLAKY = {"retry": RetryStrategy(max_attempts=4)}
+FAILING = {"retry": RetryStrategy(max_attempts=2)}
 {% else %}
 from huey.contrib.djhuey import task
 
+# FLAKY allows 5 runs, FAILING 3: retries after the first run.
 FLAKY = {"retries": 4}
 FAILING = {"retries": 2}
 {% endif %}

@@ -35,7 +35,7 @@ def failed_jobs():
     result = subprocess.run(
         [sys.executable, "manage.py", "failed_jobs"],
         cwd=ROOT,
-        env=process_env(JOBS_EXTRA_MODULES="tests.jobs_for_tests"),
+        env=process_env(JOBS_IMPORT_PATHS="tests.jobs_for_tests"),
         capture_output=True,
         text=True,
         check=True,
@@ -126,7 +126,7 @@ def test_a_job_whose_worker_was_killed_runs_again(queue, start_worker, job_log):
     assert count(job_log, "done", key) == 0
     # The new worker finds the dead worker's heartbeat stale and retries its job.
     start_worker()
-    wait_until(lambda: count(job_log, "done", key), timeout=60, what="the retry")
+    wait_until(lambda: count(job_log, "done", key), what="the retry")
     assert count(job_log, "start", key) == 2
 
 

@@ -10,5 +10,5 @@ class ProjectConfig(AppConfig):
 
     def ready(self):
         # Register the jobs in every process: web (to enqueue) and bin/worker.
-        for module in ["{{ cookiecutter.project_slug }}.jobs", *settings.JOBS_EXTRA_MODULES]:
+        for module in ["{{ cookiecutter.project_slug }}.jobs", *settings.JOBS_IMPORT_PATHS]:
             import_module(module)

@@ -12,9 +12,14 @@ from procrastinate.contrib.django import app
 
 from .models import Note
 
-# Up to 5 tries, 2, 4, 8 then 16 s apart; then the job stays in the
-# database as "failed" (Django admin: Procrastinate > Jobs).
-RETRY = RetryStrategy(max_attempts=5, exponential_wait=2)
+# A failing job runs JOBS_MAX_ATTEMPTS times in all (max_attempts counts the
+# retries), B, B², B³... seconds apart (B = JOBS_RETRY_BACKOFF); then it stays
+# in the database as "failed": Django admin (Procrastinate > Jobs) or
+# `python manage.py failed_jobs`.
+RETRY = RetryStrategy(
+    max_attempts=settings.JOBS_MAX_ATTEMPTS - 1,
+    exponential_wait=settings.JOBS_RETRY_BACKOFF,
+)
 
 
 @app.task(queue="default", retry=RETRY)
@@ -41,13 +46,13 @@ def backfill_word_counts(timestamp: int):
         count_words(note_id)
 
 
-@app.periodic(cron=settings.JOBS_STALLED_CRON)
+@app.periodic(cron=settings.JOBS_RECOVER_CRON)
 @app.task(queue="default", queueing_lock="retry_stalled_jobs", pass_context=True)
 async def retry_stalled_jobs(context, timestamp: int):
     """Queue again the jobs of a worker that died (its heartbeat stopped)."""
     manager = context.app.job_manager
     stalled = await manager.get_stalled_jobs(
-        seconds_since_heartbeat=settings.JOBS_STALLED_SECONDS
+        seconds_since_heartbeat=settings.JOBS_STALLED_AFTER
     )
     for job in stalled:
         await manager.retry_job(job)
@@ -66,9 +71,14 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 
 from .models import Note
 
-# Up to 5 tries, 2, 4, 8 then 16 s apart; then the error is kept in the
-# queue's result store: `python manage.py failed_jobs` lists it.
-RETRY = {"retries": 4, "retry_delay": 2, "retry_backoff": 2}
+# A failing job runs JOBS_MAX_ATTEMPTS times in all, B, B², B³... seconds
+# apart (B = JOBS_RETRY_BACKOFF); then its error is kept in the queue's result
+# store: `python manage.py failed_jobs`.
+RETRY = {
+    "retries": settings.JOBS_MAX_ATTEMPTS - 1,
+    "retry_delay": settings.JOBS_RETRY_BACKOFF,
+    "retry_backoff": settings.JOBS_RETRY_BACKOFF,
+}
 
 
 @db_task(**RETRY)

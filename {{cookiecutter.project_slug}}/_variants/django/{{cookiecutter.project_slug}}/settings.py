@@ -186,25 +186,27 @@ LOGGING = {
     },
 }
 
-# Background jobs (jobs.py, bin/worker). The schedules are cron expressions.
+# Background jobs (jobs.py, bin/worker); .env.example describes each one.
+JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=5)
+JOBS_RETRY_BACKOFF = env.int("JOBS_RETRY_BACKOFF", default=2)
 JOBS_BACKFILL_CRON = env.str("JOBS_BACKFILL_CRON", default="0 3 * * *")
 # Modules of jobs to register besides jobs.py (the tests add their own).
-JOBS_EXTRA_MODULES = env.list("JOBS_EXTRA_MODULES", default=[])
+JOBS_IMPORT_PATHS = env.list("JOBS_IMPORT_PATHS", default=[])
 {% if cookiecutter.database == "postgres" %}
-# A worker writes a heartbeat this often; a job whose worker has been silent
-# for JOBS_STALLED_SECONDS is run again (checked on JOBS_STALLED_CRON).
+# A worker writes a heartbeat this often; the jobs of a worker silent for
+# JOBS_STALLED_AFTER seconds are run again (checked on JOBS_RECOVER_CRON).
 # https://procrastinate.readthedocs.io/en/stable/howto/production/retry_stalled_jobs.html
-JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=10)
-JOBS_STALLED_SECONDS = 3 * JOBS_HEARTBEAT_SECONDS
-JOBS_STALLED_CRON = env.str("JOBS_STALLED_CRON", default="* * * * *")
+JOBS_HEARTBEAT_INTERVAL = env.float("JOBS_HEARTBEAT_INTERVAL", default=10)
+JOBS_STALLED_AFTER = env.float("JOBS_STALLED_AFTER", default=60)
+JOBS_RECOVER_CRON = env.str("JOBS_RECOVER_CRON", default="* * * * *")
 PROCRASTINATE_WORKER_DEFAULTS = {
     "concurrency": env.int("JOBS_CONCURRENCY", default=2),
-    "update_heartbeat_interval": JOBS_HEARTBEAT_SECONDS,
-    "stalled_worker_timeout": JOBS_STALLED_SECONDS,
+    "update_heartbeat_interval": JOBS_HEARTBEAT_INTERVAL,
+    "stalled_worker_timeout": JOBS_STALLED_AFTER,
     # Jobs are announced by LISTEN/NOTIFY; polling catches retries and delays.
-    "fetch_job_polling_interval": env.float("JOBS_POLL_SECONDS", default=5),
+    "fetch_job_polling_interval": env.float("JOBS_POLL_INTERVAL", default=5),
     # On SIGTERM, finish the jobs in flight for up to this long.
-    "shutdown_graceful_timeout": env.float("JOBS_SHUTDOWN_SECONDS", default=25),
+    "shutdown_graceful_timeout": env.float("JOBS_SHUTDOWN_TIMEOUT", default=30),
 }
 {% else %}
 # huey keeps its queue in the app's own SQLite file (tables created by the
@@ -216,16 +218,16 @@ HUEY = {
     "create_tables": False,
     "timeout": 20,
     "immediate": False,
-    # Keep only a job's final error:  lists those.
+    # Keep only a job's final error: `manage.py failed_jobs` lists those.
     "store_intermediate_errors": False,
     "consumer": {
         "workers": env.int("JOBS_CONCURRENCY", default=2),
         "worker_type": "thread",
         # Poll the queue at least this often when it is idle.
-        "max_delay": env.float("JOBS_POLL_SECONDS", default=5),
+        "max_delay": env.float("JOBS_POLL_INTERVAL", default=5),
         # SIGTERM (systemd, docker stop) finishes the jobs in flight first.
         "graceful_signal": "TERM",
-        "shutdown_timeout": env.float("JOBS_SHUTDOWN_SECONDS", default=25),
+        "shutdown_timeout": env.float("JOBS_SHUTDOWN_TIMEOUT", default=30),
     },
 }
 {% endif %}

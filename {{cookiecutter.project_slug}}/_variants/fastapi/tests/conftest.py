@@ -6,10 +6,8 @@ dropped after. SQLite: a file in a temporary directory.
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +18,15 @@ from sqlalchemy.engine import make_url
 
 from {{ cookiecutter.project_slug }}.db import database_url
 from {{ cookiecutter.project_slug }}.settings import ROOT, Settings
+from tests.support import free_port, wait_until
 
 TEST_ENV = {
     "APP_ENV": "development",
     "DEBUG": "false",
     "ALLOWED_HOSTS": "testserver,localhost,127.0.0.1",
+    # The process that queues a job and the worker must agree on these.
+    "JOBS_MAX_ATTEMPTS": "3",
+    "JOBS_RETRY_BACKOFF": "1",
 }
 _scratch = Path(tempfile.mkdtemp(prefix="{{ cookiecutter.project_slug }}-tests-"))
 
@@ -86,23 +88,6 @@ def client(app):
 @pytest.fixture
 def is_sqlite() -> bool:
     return os.environ["DATABASE_URL"].startswith("sqlite")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.05):
-    """Poll until `predicate()` returns something true; return it."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"still false after {timeout}s: {predicate}")
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,10 @@
 """GET /healthz: 200 when the app and its database answer, 503 when not."""
 
-import socket
-
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.project_slug }}.main import create_app
 from {{ cookiecutter.project_slug }}.settings import Settings
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import free_port
 
 
 def test_healthz_answers_ok(client):
@@ -24,7 +17,7 @@ def test_healthz_is_503_when_the_database_is_down(is_sqlite, tmp_path):
     if is_sqlite:
         down = f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}"
     else:
-        down = f"postgresql://nobody@127.0.0.1:{closed_port()}/nothing"
+        down = f"postgresql://nobody@127.0.0.1:{free_port()}/nothing"
     app = create_app(Settings(database_url=down))
     with TestClient(app) as client:
         response = client.get("/healthz")

@@ -49,9 +49,8 @@ if not CONFIGURED.startswith(("postgresql:", "postgres:")):
     pytest.exit("DATABASE_URL must name a PostgreSQL server (postgresql://...)")
 _url = make_url(CONFIGURED)
 TEST_DATABASE = f"{_url.database}_test"
-ADMIN_CONNINFO = _url.set(drivername="postgresql", database="postgres").render_as_string(
-    hide_password=False
-)
+_admin = _url.set(drivername="postgresql", database="postgres")
+ADMIN_CONNINFO = _admin.render_as_string(hide_password=False)
 DATABASE_URL = _url.set(database=TEST_DATABASE).render_as_string(hide_password=False)
 {% else %}
 TEST_DIR = Path(tempfile.mkdtemp(prefix="{{ cookiecutter.project_slug }}-tests-"))
@@ -63,9 +62,10 @@ TEST_ENV = {
     "SECRET_KEY": TEST_SECRET,
     "ALLOWED_HOSTS": "localhost",
     "DATABASE_URL": DATABASE_URL,
-    "JOBS_EXTRA_MODULES": "tests.jobs_for_tests",
+    "JOBS_IMPORT_PATHS": "tests.jobs_for_tests",
     "JOBS_POLL_INTERVAL": "0.2",
     "JOBS_HEARTBEAT_INTERVAL": "0.5",
+    "JOBS_STALLED_AFTER": "2",
     "JOBS_SHUTDOWN_TIMEOUT": "20",
 }
 os.environ.update(TEST_ENV)

@@ -1,4 +1,4 @@
-"""Jobs that only the tests use; the worker imports them via JOBS_EXTRA_MODULES.
+"""Jobs that only the tests use; the worker imports them via JOBS_IMPORT_PATHS.
 
 Each job records its runs in a file, so a test sees what the worker did.
 """

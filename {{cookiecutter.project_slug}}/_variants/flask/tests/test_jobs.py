@@ -15,11 +15,14 @@ from sqlalchemy import text
 from {{ cookiecutter.project_slug }}.database import db
 from {{ cookiecutter.project_slug }}.jobs import enqueue
 from {{ cookiecutter.project_slug }}.models import Note
+{% if cookiecutter.database == "sqlite" %}
 from {{ cookiecutter.project_slug }}.queue import queue
+{% endif %}
 from tests import jobs_for_tests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
+# Generous: a loaded CI machine can take many seconds to start a worker.
+TIMEOUT = 120
 
 
 def wait_until(condition, what: str, timeout: float = TIMEOUT):
@@ -222,9 +225,9 @@ def test_the_periodic_backfill_fills_missing_word_counts(app, client, start_work
         note_id = note.id
 {% if cookiecutter.database == "postgres" %}
     # procrastinate accepts a seconds field: every second.
-    start_worker(BACKFILL_CRON="* * * * * *")
+    start_worker(JOBS_BACKFILL_CRON="* * * * * *")
 {% else %}
     # huey checks periodic jobs when the worker starts, then every minute.
-    start_worker(BACKFILL_CRON="* * * * *")
+    start_worker(JOBS_BACKFILL_CRON="* * * * *")
 {% endif %}
     assert wait_until(lambda: word_count(client, note_id), "the backfill") == 4

@@ -54,7 +54,8 @@ def failed_jobs() -> None:
         )
     )
     count = 0
-    for count, (job_id, task, args, attempts) in enumerate(rows, 1):
+    for job_id, task, args, attempts in rows:
+        count += 1
         click.echo(f"{job_id}\t{task}\t{args}\tattempts={attempts}")
 {% else %}
     count = 0

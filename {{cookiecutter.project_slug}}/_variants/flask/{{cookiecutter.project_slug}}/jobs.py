@@ -18,7 +18,7 @@ def words_in(text: str) -> int:
     return len(text.split())
 
 
-@job(retries=5)
+@job()
 def count_words(note_id: int) -> None:
     """Fill in a note's word_count (the notes API enqueues this on each change)."""
     note = db.session.get(Note, note_id)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+{% if cookiecutter.database == "postgres" %}
+import threading
+{% endif %}
 from collections.abc import Callable
 {% if cookiecutter.database == "sqlite" %}
 from pathlib import Path
@@ -39,7 +42,7 @@ conninfo = settings.database_url.replace("postgresql+psycopg://", "postgresql://
 queue = procrastinate.App(
     connector=procrastinate.PsycopgConnector(conninfo=conninfo),
     # Modules whose jobs the worker must know besides jobs.py (tests add theirs).
-    import_paths=settings.jobs_extra_modules,
+    import_paths=settings.jobs_import_paths,
 )
 {% else %}
 
@@ -73,12 +76,17 @@ def _in_app_context(function: Callable) -> Callable:
     return wrapper
 
 
-def job(retries: int = 5, backoff: float = 2.0) -> Callable:
+def job(retries: int | None = None, backoff: float | None = None) -> Callable:
     """Make a function a background job.
 
-    A job that raises is run again up to `retries` times, waiting backoff,
-    backoff**2, ... seconds; then it is kept as failed (`flask jobs failed`).
+    A job that raises is run again up to `retries` times (default:
+    JOBS_MAX_ATTEMPTS - 1), waiting backoff, backoff**2, ... seconds (default
+    JOBS_RETRY_BACKOFF); then it is kept as failed (`flask jobs failed`).
     """
+    if retries is None:
+        retries = max(settings.jobs_max_attempts - 1, 0)
+    if backoff is None:
+        backoff = settings.jobs_retry_backoff
 
     def decorate(function: Callable) -> Any:
 {% if cookiecutter.database == "postgres" %}
@@ -139,12 +147,31 @@ def enqueue(task: Any, **kwargs: Any) -> None:
     db.session.info.setdefault(PENDING, []).append((task, kwargs))
 
 
+{% if cookiecutter.database == "postgres" %}
+_open_lock = threading.Lock()
+
+
+def _defer(task: Any, kwargs: dict[str, Any]) -> None:
+    try:
+        task.defer(**kwargs)
+    except procrastinate.exceptions.AppNotOpen:
+        # A web process opens its connection pool to the queue on first use
+        # (after gunicorn forked it); the worker has its own, already open.
+        with _open_lock:
+            try:
+                task.defer(**kwargs)
+            except procrastinate.exceptions.AppNotOpen:
+                queue.open()
+                task.defer(**kwargs)
+
+
+{% endif %}
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
     for task, kwargs in session.info.pop(PENDING, []):
         try:
 {% if cookiecutter.database == "postgres" %}
-            task.defer(**kwargs)
+            _defer(task, kwargs)
 {% else %}
             task(**kwargs)
 {% endif %}
@@ -158,5 +185,5 @@ def _drop_pending(session: Session) -> None:
 
 
 def import_extra_modules() -> None:
-    for name in settings.jobs_extra_modules:
+    for name in settings.jobs_import_paths:
         importlib.import_module(name)

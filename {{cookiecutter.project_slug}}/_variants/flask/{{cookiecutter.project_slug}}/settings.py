@@ -46,6 +46,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         ) from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {value!r}") from None
+
+
 def database_uri(url: str) -> str:
     """DATABASE_URL as SQLAlchemy wants it: psycopg 3, SQLite paths from the root."""
     if not url:
@@ -77,8 +87,10 @@ class Settings:
     pool_size: int
     static_root: Path
     revision: str
-    backfill_cron: str = "17 3 * * *"
-    jobs_extra_modules: tuple[str, ...] = ()
+    backfill_cron: str = "0 3 * * *"
+    jobs_import_paths: tuple[str, ...] = ()
+    jobs_max_attempts: int = 5
+    jobs_retry_backoff: float = 2.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,12 +126,14 @@ class Settings:
             if static_root.is_absolute()
             else PROJECT_ROOT / static_root,
             revision=revision or "dev",
-            backfill_cron=env.get("BACKFILL_CRON", "").strip() or "17 3 * * *",
-            jobs_extra_modules=tuple(
+            backfill_cron=env.get("JOBS_BACKFILL_CRON", "").strip() or "0 3 * * *",
+            jobs_import_paths=tuple(
                 name.strip()
-                for name in env.get("JOBS_EXTRA_MODULES", "").split(",")
+                for name in env.get("JOBS_IMPORT_PATHS", "").split(",")
                 if name.strip()
             ),
+            jobs_max_attempts=_int(env, "JOBS_MAX_ATTEMPTS", 5),
+            jobs_retry_backoff=_float(env, "JOBS_RETRY_BACKOFF", 2.0),
         )
 
     def check(self) -> None:

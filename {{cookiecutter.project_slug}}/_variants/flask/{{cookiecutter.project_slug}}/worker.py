@@ -29,7 +29,7 @@ SHUTDOWN_TIMEOUT = setting("JOBS_SHUTDOWN_TIMEOUT", 30)
 # A worker that misses heartbeats for STALLED_AFTER seconds is taken for dead:
 # its running jobs are queued again.
 HEARTBEAT_INTERVAL = setting("JOBS_HEARTBEAT_INTERVAL", 10)
-STALLED_AFTER = 3 * HEARTBEAT_INTERVAL
+STALLED_AFTER = setting("JOBS_STALLED_AFTER", 60)
 
 
 async def retry_stalled_jobs() -> None:
@@ -39,7 +39,7 @@ async def retry_stalled_jobs() -> None:
             seconds_since_heartbeat=STALLED_AFTER
         )
         for job in stalled:
-            logger.warning("job %s (%s) was stalled; queued again", job.id, job.task_name)
+            logger.warning("job %s (%s) was stalled; run again", job.id, job.task_name)
             await queue.job_manager.retry_job(job)
         await asyncio.sleep(HEARTBEAT_INTERVAL)
 
