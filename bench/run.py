@@ -660,8 +660,12 @@ def summarise_profiles(files) -> str:
 # --- the job queue ------------------------------------------------------------
 
 
-def bench_queue(db, args, work, pg) -> dict:
-    """One process enqueues N no-op jobs; then `bin/worker` drains them."""
+def bench_queue(db, args, work, pg) -> list[dict]:
+    """One process enqueues N no-op jobs; then `bin/worker` drains them.
+
+    With --queue-concurrency, the same again with the queue's own command and
+    more concurrency than the generated default, to show what that buys.
+    """
     fw = "fastapi"  # its worker imports JOBS_IMPORT_PATHS, where the no-op job is
     base = work / f"queue-{db}"
     project = nt.bake(base / "out", fw, db, project_name=SLUG, domain_name=DOMAIN)
@@ -672,7 +676,9 @@ def bench_queue(db, args, work, pg) -> dict:
     else:
         url = f"sqlite:///{base / 'app.sqlite3'}"
     env = app_env(project, venv, url, nt.free_port(), {
-        "PYTHONPATH": str(BENCH),
+        # The project directory too: the `procrastinate` console script does
+        # not put the working directory on sys.path (bin/worker, FastAPI).
+        "PYTHONPATH": f"{project}:{BENCH}",
         "JOBS_IMPORT_PATHS": "napkin_bench_jobs",
         "NAPKIN_BENCH_JOBS": f"{SLUG}.jobs",
     })
@@ -681,67 +687,101 @@ def bench_queue(db, args, work, pg) -> dict:
         # procrastinate's own tables, when the app's migrations do not make them.
         run_checked(["procrastinate", f"--app={SLUG}.jobs.app", "schema", "--apply"],
                     project, env, "procrastinate schema --apply")
+    runs = [("bin/worker (default)", ["bin/worker"])]
+    if args.queue_concurrency:
+        n = str(args.queue_concurrency)
+        if db == "postgres":
+            cmd = ["procrastinate", f"--app={SLUG}.jobs.app", "worker", "--concurrency", n]
+        else:
+            cmd = ["huey_consumer", f"{SLUG}.jobs.huey", "--workers", n,
+                   "--worker-type", "thread"]
+        runs.append((f"concurrency {n}", cmd))
+    results = []
+    for label, cmd in runs:
+        results.append(drain_queue(db, url, pg, project, venv, env, base, label, cmd, args))
+    return results
+
+
+def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict:
     jobs = args.jobs
     out = subprocess.run(
         [str(venv / "bin" / "python"), str(BENCH / "queue_enqueue.py"), str(jobs)],
-        cwd=project, env=dict(env, PYTHONPATH=f"{project}:{BENCH}"),
-        capture_output=True, text=True, timeout=600,
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
     )
     if out.returncode:
         raise RuntimeError(f"enqueue failed:\n{out.stdout}\n{out.stderr[-3000:]}")
     enqueue_s = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
     if db == "postgres":
-        count_sql = ("SELECT count(*) FROM procrastinate_jobs "
-                     "WHERE status IN ('todo', 'doing')")
+        count_sql = ("SELECT count(*) FROM procrastinate_jobs WHERE status IN "
+                     "('todo', 'doing') AND task_name LIKE 'napkin_bench_jobs.%'")
     else:
         count_sql = "SELECT count(*) FROM task"
 
     def pending() -> int:
         return int(sql(db, url, pg, count_sql))
 
-    assert pending() >= jobs, f"only {pending()} jobs queued"
-    worker = Server("bin/worker", ["bin/worker"], project, env, base / "worker.log")
+    queued = pending()
+    if queued < jobs:
+        raise RuntimeError(f"only {queued} of {jobs} jobs are in the queue")
+    name = re.sub(r"\W+", "-", label).strip("-")
+    worker = Server(label, cmd, project, env, base / f"worker-{name}.log")
+    spy = None
+    if "worker" in args.profile and PY_SPY.exists():
+        # Sampled from its start: most samples fall in the drain.
+        spy = subprocess.Popen(
+            [str(PY_SPY), "record", "--pid", str(worker.pid), "--subprocesses",
+             "--duration", str(int(max(20, jobs / 100))), "--rate", "200",
+             "--format", "raw", "--output", str(base / f"profile-{name}.txt"),
+             "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
     cpu = {"worker": worker.pid, "db": pg.postmaster_pid() if db == "postgres" else None}
+    first = cpu0 = None
+    first_left = left = queued
     try:
         started = time.monotonic()
-        first = None
-        left = jobs
-        cpu0 = None
         deadline = started + max(120, jobs / 20)
         while time.monotonic() < deadline:
             left = pending()
             now = time.monotonic()
-            if first is None and left < jobs:
+            if first is None and left < queued:
                 first, first_left = now, left
                 cpu0 = {k: cpu_seconds(v) for k, v in cpu.items()}
             if left == 0:
                 break
             if worker.proc.poll() is not None:
-                raise RuntimeError(f"bin/worker exited:\n{worker.log_tail()}")
+                raise RuntimeError(f"{label} exited:\n{worker.log_tail()}")
             time.sleep(0.05)
         done = time.monotonic()
         cpu1 = {k: cpu_seconds(v) for k, v in cpu.items()}
     finally:
+        if spy is not None:
+            spy.terminate()
+            spy.wait(30)
         worker.stop()
-    if left:
-        raise RuntimeError(f"{left} of {jobs} jobs left after {done - started:.0f}s:\n"
+    if spy is not None:
+        out = RESULTS / f"profile-queue-{db}-{name}.txt"
+        out.write_text(summarise_profiles([base / f"profile-{name}.txt"]))
+        log(f"  profile of {label}: {out.relative_to(TEMPLATE)}")
+    if left or first is None:
+        raise RuntimeError(f"{left} of {queued} jobs left after {done - started:.0f}s:\n"
                            f"{worker.log_tail()}")
-    drained = first_left if first else jobs
-    drain_s = done - first if first else float("nan")
+    drained = first_left
     result = {
         "database": db,
         "queue": "procrastinate" if db == "postgres" else "huey",
+        "worker": label,
         "jobs": jobs,
         "enqueue_per_s": round(jobs / enqueue_s, 1),
-        "drain_per_s": round(drained / drain_s, 1),
-        "worker_start_s": round(first - started, 2) if first else None,
+        "drain_per_s": round(drained / (done - first), 1),
+        "worker_start_s": round(first - started, 2),
         "worker_cpu_ms_per_job": round((cpu1["worker"] - cpu0["worker"]) * 1000 / drained, 3),
         "db_cpu_ms_per_job": round((cpu1["db"] - cpu0["db"]) * 1000 / drained, 3),
     }
-    log(f"  queue {db}: enqueue {result['enqueue_per_s']} jobs/s, "
+    log(f"  queue {db}, {label}: enqueue {result['enqueue_per_s']} jobs/s, "
         f"drain {result['drain_per_s']} jobs/s, worker CPU "
-        f"{result['worker_cpu_ms_per_job']} ms/job")
+        f"{result['worker_cpu_ms_per_job']} ms/job, db CPU {result['db_cpu_ms_per_job']} ms/job")
     return result
 
 
@@ -812,13 +852,14 @@ def markdown(report: dict) -> str:
     if report["queue"]:
         lines += [
             "",
-            "| database | queue | jobs | enqueued/s (one process) | drained/s (one bin/worker) "
+            "| database | queue | worker | jobs | enqueued/s (one process) | drained/s "
             "| worker CPU ms/job | db CPU ms/job |",
-            "|---|---|--:|--:|--:|--:|--:|",
+            "|---|---|---|--:|--:|--:|--:|--:|",
         ]
         for q in report["queue"]:
             lines.append(
-                f"| {q['database']} | {q['queue']} | {q['jobs']} | {q['enqueue_per_s']:,.0f} "
+                f"| {q['database']} | {q['queue']} | {q['worker']} | {q['jobs']} "
+                f"| {q['enqueue_per_s']:,.0f} "
                 f"| {q['drain_per_s']:,.0f} | {q['worker_cpu_ms_per_job']} "
                 f"| {q['db_cpu_ms_per_job'] or '-'} |"
             )
@@ -859,6 +900,8 @@ def parse_args(argv=None):
                         help="measure only these (healthz,read,list,create,hello,select1,pk)")
     parser.add_argument("--no-ceiling", action="store_true", help="skip nginx's return 200")
     parser.add_argument("--no-queue", action="store_true")
+    parser.add_argument("--queue-concurrency", type=int, default=0,
+                        help="also drain with this many concurrent jobs (not the default)")
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--web-concurrency", type=int, help="WEB_CONCURRENCY for every app")
     parser.add_argument("--gunicorn-args", help="GUNICORN_CMD_ARGS for every app server")
@@ -927,7 +970,7 @@ def main(argv=None) -> int:
         if not args.no_queue:
             for db in databases:
                 log(f"queue: {db}")
-                report["queue"].append(bench_queue(db, args, work, pg))
+                report["queue"].extend(bench_queue(db, args, work, pg))
     finally:
         if pg is not None:
             pg.stop()

@@ -393,6 +393,17 @@ def _kill_cgroup(name: str) -> None:
             pass
 
 
+def _in_cgroups(name: str) -> list[str]:
+    """A command prefix that moves the process into `name`'s cgroups, then execs."""
+    for cgroup in _cgroups(name):
+        cgroup.mkdir(parents=True, exist_ok=True)
+    enter = (
+        'for c in "$@"; do [ "$c" = -- ] && break; echo $$ > "$c/cgroup.procs"; shift; done; '
+        'shift; exec "$@"'
+    )
+    return ["sh", "-c", enter, "sh", *map(str, _cgroups(name)), "--"]
+
+
 def _is_mounted(path: Path) -> bool:
     target = str(path)
     with open("/proc/self/mountinfo") as mounts:
@@ -412,6 +423,7 @@ def _remove_leftovers(slot: int) -> None:
     """Whatever a crashed run left under this (unlocked) slot's name."""
     name = _slot_name(slot)
     _kill_cgroup(name)
+    _kill_cgroup(f"{name}-host")
     subprocess.run(["ip", "link", "del", _veth(name)], capture_output=True, check=False)
     machine_dir = STATE / name
     if machine_dir.exists():
@@ -439,9 +451,11 @@ def sweep_stale() -> list[int]:
         ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
     ).stdout
     names.update(m.group(1) for m in re.finditer(r"ve-(napkin-\d+)[@:]", links))
+    slots = {
+        int(m.group(1)) for m in map(re.compile(rf"{PREFIX}(\d+)").match, names) if m
+    }
     cleaned = []
-    for name in sorted(names):
-        slot = int(name.removeprefix(PREFIX))
+    for slot in sorted(slots):
         fd = _try_lock(STATE / "slots" / f"{slot}.lock")
         if fd is None:
             continue
@@ -688,14 +702,8 @@ class Machine:
         # The shell moves itself into the machine's own cgroups before exec'ing
         # nspawn, so everything the machine starts stays under one directory
         # that teardown can empty and remove.
-        enter = 'for c in "$@"; do [ "$c" = -- ] && break; echo $$ > "$c/cgroup.procs"; shift; done; shift; exec "$@"'
         cmd = [
-            "sh",
-            "-c",
-            enter,
-            "sh",
-            *map(str, _cgroups(self.name)),
-            "--",
+            *_in_cgroups(self.name),
             "systemd-nspawn",
             "--quiet",
             "-D",
@@ -736,6 +744,16 @@ class Machine:
         _run([*inside, "route", "add", "default", "via", self.host_address])
         self._wait(self._ssh_ready, f"sshd on {self.address}")
         self.timings[f"launch-{self.boots}"] = time.monotonic() - started
+
+    def spawn(self, cmd: list[str], **popen) -> subprocess.Popen:
+        """Start a host-side helper of this machine (a git daemon, an S3 server, wrk).
+
+        It runs in the machine's own host cgroup, so the sweep after a crashed
+        run finds and ends it with the machine; stop it yourself when done.
+        """
+        return subprocess.Popen(
+            [*_in_cgroups(f"{self.name}-host"), *map(str, cmd)], **popen
+        )
 
     def _wait(self, probe, what: str, timeout: float = BOOT_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -955,7 +973,7 @@ def leftovers(machine: Machine) -> list[str]:
     found = []
     if _link_exists(machine.veth):
         found.append(f"link {machine.veth}")
-    for cgroup in _cgroups(machine.name):
+    for cgroup in [*_cgroups(machine.name), *_cgroups(f"{machine.name}-host")]:
         if cgroup.exists():
             found.append(f"cgroup {cgroup}")
     if _is_mounted(machine.root):
@@ -1034,7 +1052,7 @@ class GitRemote:
             with socket.socket() as sock:
                 sock.bind((self.machine.host_address, 0))
                 self.port = sock.getsockname()[1]
-            self.process = subprocess.Popen(
+            self.process = self.machine.spawn(
                 [
                     "git",
                     "daemon",

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 from napkin_testing import (
     DATABASES,
     bake,
     combo_id,
     free_port,
+    missing,
     need,
     project_env,
     project_venv,
@@ -197,6 +201,23 @@ def dead_mans_switch():
     server.server_close()
 
 
+@pytest.fixture
+def tiny_tmpdir(tmp_path):
+    """A 16 KiB file system for bin/backup's temporary files: a full disk."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k,mode=0700", "tmpfs", mountpoint],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        missing(f"cannot mount a small tmpfs: {mounted.stderr.strip()}")
+    yield mountpoint
+    subprocess.run(["umount", mountpoint], check=True)
+
+
 # --- the baked project and its database ---------------------------------------------
 
 
@@ -349,47 +370,101 @@ def seed(db: Database, count: int = 150) -> None:
 
 
 class Writer(threading.Thread):
-    """Keeps inserting notes, one per statement, like the app under load."""
+    """Keeps creating notes, one request at a time, like the app under load."""
 
-    def __init__(self, db: Database):
+    def __init__(self, write):
         super().__init__(daemon=True)
-        self.db, self.stop, self.written, self.error = db, threading.Event(), 0, None
+        self.write, self.stop, self.written, self.error = (
+            write,
+            threading.Event(),
+            0,
+            None,
+        )
 
     def run(self):
         try:
             while not self.stop.is_set():
-                self.db.insert((f"written during the backup {self.written}", "x", None))
+                self.write(f"written during the backup {self.written}")
                 self.written += 1
         except Exception as exc:  # noqa: BLE001 -- the test reports it, not the thread
             self.error = exc
+
+
+@contextmanager
+def web(project: Path, env: dict, log: Path):
+    """The app through bin/web on a free port, as a user runs it; stopped after."""
+    port = free_port()
+    env = dict(env, PORT=str(port), WEB_CONCURRENCY="1")
+    with log.open("a") as out:
+        server = subprocess.Popen(
+            [project / "bin" / "web"], cwd=project, env=env, stdout=out, stderr=out
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                assert server.poll() is None, log.read_text()[-3000:]
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            yield client
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def create_note(client: httpx.Client, title: str, body: str = "") -> None:
+    response = client.post("/api/notes", json={"title": title, "body": body})
+    assert response.status_code == 201, response.text
+
+
+def all_notes(client: httpx.Client) -> list[dict]:
+    """Every note the API serves, in id order."""
+    notes, page = [], 1
+    while True:
+        response = client.get("/api/notes", params={"page": page, "per_page": 100})
+        assert response.status_code == 200, response.text
+        notes += response.json()["items"]
+        if len(notes) >= response.json()["total"]:
+            return sorted(notes, key=lambda note: note["id"])
+        page += 1
 
 
 # --- the tests ---------------------------------------------------------------------
 
 
 def test_backup_while_writing_then_restore_gives_back_every_row(
-    app, db, s3, keys, dead_mans_switch
+    app, db, s3, keys, dead_mans_switch, tmp_path
 ):
     database, project, _ = app
     url, pings = dead_mans_switch
     env = env_for(app, db, s3, keys, BACKUP_PING_URL=url)
-    seed(db)
-    seeded = db.rows()
-    writer = Writer(db)
-    writer.start()
-    while writer.written < 5 and writer.is_alive():
-        time.sleep(0.01)
-    try:
-        backup = run(project, env, "bin/backup")
-    finally:
-        writer.stop.set()
-        writer.join()
-    assert writer.error is None
+    log = tmp_path / "web.log"
+    with web(project, env, log) as client:
+        create_note(client, NEEDLE, "the body\nwith a newline, a tab\tand 'quotes' ✓")
+        for i in range(100):
+            create_note(client, f"note {i}", "word " * (i % 7))
+        seeded = all_notes(client)
+        with httpx.Client(base_url=client.base_url, timeout=30) as other:
+            writer = Writer(lambda title: create_note(other, title))
+            writer.start()
+            while writer.written < 5 and writer.is_alive():
+                time.sleep(0.01)
+            try:
+                backup = run(project, env, "bin/backup")
+            finally:
+                writer.stop.set()
+                writer.join()
+        written = all_notes(client)
+    assert writer.error is None, writer.error
     assert backup.returncode == 0, backup.stderr
     assert "uploaded" in backup.stdout
     assert pings == ["/ping/backup"]
     [name] = good_backups(s3.names(prefix_of(env)), database)
-    written = db.rows()
 
     db.wipe()
     restore = run(
@@ -398,9 +473,10 @@ def test_backup_while_writing_then_restore_gives_back_every_row(
 
     assert restore.returncode == 0, restore.stderr
     assert name in restore.stdout
-    restored = db.rows()
-    # One consistent moment: all that was there before, then a prefix of the
-    # rows written during the backup, each equal column for column.
+    with web(project, env, log) as client:
+        restored = all_notes(client)
+    # One consistent moment: every note from before the backup, then a prefix
+    # of those written during it, each equal field for field.
     assert restored == written[: len(restored)]
     assert restored[: len(seeded)] == seeded
     assert len(restored) > len(seeded)
@@ -468,10 +544,10 @@ def test_retention_deletes_old_backups_but_keeps_the_newest(app, db, s3, keys):
 
 @pytest.mark.parametrize(
     "failure",
-    ["wrong credentials", "missing bucket", "unreachable database"],
+    ["wrong credentials", "missing bucket", "unreachable database", "disk full"],
 )
 def test_backup_failure_exits_with_one_clear_line_and_uploads_nothing(
-    app, db, s3, keys, dead_mans_switch, failure
+    app, db, s3, keys, dead_mans_switch, failure, request
 ):
     database, project, _ = app
     url, pings = dead_mans_switch
@@ -481,11 +557,16 @@ def test_backup_failure_exits_with_one_clear_line_and_uploads_nothing(
         "wrong credentials": "access denied",
         "missing bucket": "bucket or path not found",
         "unreachable database": "database",
+        "disk full": "no space left on device|database or disk is full",
     }[failure]
     if failure == "wrong credentials":
         env["RCLONE_CONFIG_OFFSITE_SECRET_ACCESS_KEY"] = "not-the-secret"
     elif failure == "missing bucket":
         env["BACKUP_REMOTE"] = "offsite:no-such-bucket/app"
+    elif failure == "disk full":
+        # Random bodies do not compress: the encrypted backup outgrows 16 KiB.
+        db.insert(*((f"big {i}", os.urandom(4500).hex(), None) for i in range(10)))
+        env["TMPDIR"] = str(request.getfixturevalue("tiny_tmpdir"))
     elif database == "postgres":
         env["DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     else:
@@ -497,7 +578,7 @@ def test_backup_failure_exits_with_one_clear_line_and_uploads_nothing(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("bin/backup: ")
-    assert expected in lines[0]
+    assert re.search(expected, lines[0]), lines[0]
     assert good_backups(s3.names(prefix_of(env)), database) == []
     assert pings == []
 

@@ -229,6 +229,9 @@ def test_env_file_settings_reach_the_app_containers(baked, config, app):
     assert env["SECRET_KEY"] and env["SECRET_KEY"] != "change-me"
     assert env["HOST"] == "0.0.0.0"
     assert env["STATIC_ROOT"] == "/app/staticfiles"
+    # nginx is another container: its X-Forwarded-Proto must be trusted.
+    assert env["FORWARDED_ALLOW_IPS"] == "*"
+    assert "ports" not in services["web"]
 
 
 def test_missing_postgres_password_is_a_clear_error(baked):

@@ -148,9 +148,15 @@ class Server:
     def deploy(self, revision: str, check: bool = True, env: str = ""):
         """deploy.sh on the server over SSH, as root, as CI runs it."""
         result = self.machine.ssh(
-            f"{env} /usr/local/sbin/{SLUG}-deploy {revision}", check=check
+            f"{env} /usr/local/sbin/{SLUG}-deploy {revision}", check=False
         )
         self.deploys.append(result)
+        if check and result.returncode != 0:
+            pytest.fail(
+                f"deploy.sh {revision} exited {result.returncode}:\n{result.stdout[-2000:]}\n"
+                f"{result.stderr[-3000:]}\n--- journal\n"
+                f"{self.journal(f'{SLUG}-web.service', f'{SLUG}-worker.service')}"
+            )
         return result
 
     def https(self, path: str, method: str = "GET", data: dict | None = None):
@@ -334,7 +340,7 @@ def test_the_backup_unit_uploads_an_encrypted_backup_to_s3(server):
     if not key.exists():
         subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = re.search(r"public key: (age1\w+)", key.read_text()).group(1)
-    with s3_server(server.machine.host_address, server.work) as endpoint:
+    with s3_server(server.machine, server.work) as endpoint:
         import boto3
 
         client = boto3.client(
@@ -380,20 +386,18 @@ def set_env(server: Server, settings: dict[str, str]) -> None:
 class s3_server:
     """moto's S3 server on the host end of the machine's link (nowhere else)."""
 
-    def __init__(self, address: str, work: Path):
-        self.address, self.log = address, work / "moto.log"
+    def __init__(self, machine: machines.Machine, work: Path):
+        self.machine, self.log = machine, work / "moto.log"
 
     def __enter__(self) -> str:
-        port = free_port()
+        port, address = free_port(), self.machine.host_address
         moto = Path(sys.executable).parent / "moto_server"
         with self.log.open("a") as out:
-            self.process = subprocess.Popen(
-                [str(moto), "-H", self.address, "-p", str(port)],
-                stdout=out,
-                stderr=out,
+            self.process = self.machine.spawn(
+                [moto, "-H", address, "-p", str(port)], stdout=out, stderr=out
             )
-        wait_for_port(port, self.address)
-        return f"http://{self.address}:{port}"
+        wait_for_port(port, address)
+        return f"http://{address}:{port}"
 
     def __exit__(self, *exc):
         self.process.terminate()
@@ -429,7 +433,7 @@ class load:
             f"127.0.0.1 localhost\n{self.server.machine.address} {DOMAIN}\n"
         )
         script = 'mount --bind "$1" /etc/hosts && shift && exec "$@"'
-        self.process = subprocess.Popen(
+        self.process = self.server.machine.spawn(
             [
                 "unshare",
                 "--mount",

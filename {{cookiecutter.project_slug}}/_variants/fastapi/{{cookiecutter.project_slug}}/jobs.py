@@ -27,6 +27,8 @@ app = procrastinate.App(
         "update_heartbeat_interval": settings.jobs_heartbeat_interval,
         "stalled_worker_timeout": settings.jobs_stalled_after,
         "shutdown_graceful_timeout": settings.jobs_shutdown_timeout,
+        # Finished jobs leave the table; failed ones stay to be looked at.
+        "delete_jobs": "successful",
     },
 )
 
@@ -34,7 +36,7 @@ app = procrastinate.App(
 # seconds in between (B = JOBS_RETRY_BACKOFF), then stays in the
 # procrastinate_jobs table with status "failed": python -m {{ cookiecutter.project_slug }}.failed_jobs
 RETRY = procrastinate.RetryStrategy(
-    max_attempts=settings.jobs_max_attempts,
+    max_attempts=settings.jobs_max_attempts - 1,  # procrastinate counts retries
     exponential_wait=settings.jobs_retry_backoff,
 )
 

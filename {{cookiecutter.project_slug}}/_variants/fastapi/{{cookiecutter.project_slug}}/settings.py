@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     static_root: Path = Path("staticfiles")
     # Background jobs (jobs.py, bin/worker).
-    jobs_max_attempts: int = 5
-    jobs_retry_backoff: int = 2
+    jobs_max_attempts: int = Field(default=5, ge=2)
+    jobs_retry_backoff: int = Field(default=2, ge=0)
     jobs_backfill_cron: str = "0 3 * * *"
     jobs_import_paths: Annotated[list[str], NoDecode] = []
     jobs_shutdown_timeout: float = 30.0

@@ -1,9 +1,7 @@
 """The job queue with real worker processes (bin/worker) on the test database."""
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -126,19 +124,14 @@ def test_a_job_that_fails_twice_then_succeeds_runs_three_times(
         defer(jobs_for_tests.flaky, path=str(runs), failures=2)
     start_worker()
     wait_until(lambda: len(lines(runs)) == 3, "three runs")
-    assert failed_jobs() == []
+    assert failed_jobs(app) == []
     assert len(lines(runs)) == 3
 
 
-def failed_jobs() -> list[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "{{ cookiecutter.project_slug }}", "jobs", "failed"],
-        cwd=PROJECT_ROOT,
-        env=os.environ,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def failed_jobs(app) -> list[str]:
+    """What `flask --app {{ cookiecutter.project_slug }} jobs failed` prints."""
+    result = app.test_cli_runner().invoke(args=["jobs", "failed"])
+    assert result.exit_code == 0, result.output
     return result.stdout.splitlines()
 
 
@@ -149,7 +142,7 @@ def test_a_job_that_always_fails_stops_after_the_bound_and_is_kept(
     with app.app_context():
         defer(jobs_for_tests.always_fails, path=str(runs))
     start_worker()
-    failed = wait_until(failed_jobs, "a failed job")
+    failed = wait_until(lambda: failed_jobs(app), "a failed job")
     assert len(failed) == 1
     assert "always failing on purpose" in failed[0] or "always_fails" in failed[0]
     time.sleep(1)  # no fourth run comes later

@@ -6,6 +6,7 @@ import shutil
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 {% if cookiecutter.database == "postgres" %}
 from sqlalchemy import text
 
@@ -38,9 +39,7 @@ def collectstatic() -> None:
     click.echo(f"{count} static files in {target}")
 
 
-@click.group("jobs")
-def jobs_group() -> None:
-    """The background job queue."""
+jobs_group = AppGroup("jobs", help="The background job queue.")
 
 
 @jobs_group.command("failed")

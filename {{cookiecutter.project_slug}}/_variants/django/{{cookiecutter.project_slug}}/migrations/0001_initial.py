@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 "db_table": "notes",
-                "ordering": ["-created_at", "-id"],
+                "ordering": ("-created_at", "-id"),
             },
         ),
 {% if cookiecutter.database == "sqlite" %}
