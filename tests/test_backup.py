@@ -46,36 +46,6 @@ NEEDLE = "needle-7f3a9c"  # a title that must not appear in the uploaded object
 KIND = {"postgres": "pgdump", "sqlite": "sqlite3"}
 MIGRATIONS_TABLE = {"django": "django_migrations"}.get(FRAMEWORK, "alembic_version")
 
-# Until the framework's app lands, its migrations are stood in for by the
-# example table of CONTRIBUTING.md and the migrations table.
-STAND_IN_SCHEMA = {
-    "postgres": """
-        CREATE TABLE notes (
-            id bigserial PRIMARY KEY,
-            title varchar(200) NOT NULL,
-            body text NOT NULL DEFAULT '',
-            word_count integer,
-            created_at timestamptz NOT NULL DEFAULT now(),
-            updated_at timestamptz NOT NULL DEFAULT now()
-        );
-        CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
-        INSERT INTO alembic_version VALUES ('0001');
-    """,
-    "sqlite": """
-        PRAGMA journal_mode = WAL;
-        CREATE TABLE notes (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            title VARCHAR(200) NOT NULL,
-            body TEXT NOT NULL DEFAULT '',
-            word_count INTEGER,
-            created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-            updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-        );
-        CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY);
-        INSERT INTO alembic_version VALUES ('0001');
-    """,
-}
-
 INSERT = (
     "INSERT INTO notes (title, body, word_count, created_at, updated_at) "
     "VALUES ({title}, {body}, {words}, {now}, {now})"
@@ -232,7 +202,10 @@ class Database:
     """The app's database as the test sees it: SQL in, rows out."""
 
     def __init__(self, kind: str, url: str, postgres=None, name: str = ""):
-        self.kind, self.url, self.server, self.name = kind, url, postgres, name
+        self.kind, self.server, self.name = kind, postgres, name
+        if kind == "postgres":
+            url = f"postgresql://{ROLE}@127.0.0.1:{postgres.port}/{name}"
+        self.url = url
 
     @property
     def path(self) -> Path:
@@ -277,27 +250,32 @@ class Database:
 
     def wipe(self) -> None:
         if self.kind == "postgres":
-            self.server.create_database(self.name)
+            self.server.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self.server.psql(f'CREATE DATABASE "{self.name}" OWNER "{ROLE}"')
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
 
+# As on the server (deploy/bootstrap.sh): the app's own role owns its database
+# and is no superuser, and bin/backup and bin/restore run as that role.
+ROLE = "backup_app"
+
+
 @pytest.fixture(scope="module")
 def migrated(app, request, tmp_path_factory):
-    """The app's migrations applied once; each test gets a copy of the result."""
+    """The app's migrations (bin/release) applied once; each test gets a copy."""
     database, project, _ = app
     if database == "postgres":
         server = request.getfixturevalue("postgres")
-        name = "backup_migrated"
-        template = Database("postgres", server.create_database(name), server, name)
+        if not server.psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'"):
+            server.psql(f'CREATE ROLE "{ROLE}" LOGIN')
+        template = Database("postgres", "", server, "backup_migrated")
+        template.wipe()
     else:
         path = tmp_path_factory.mktemp("migrated") / "app.sqlite3"
         template = Database("sqlite", f"sqlite:///{path}")
-    if (project / "alembic.ini").exists():  # the FastAPI app has landed: migrate it
-        run(project, env_for(app, template, None, None), "bin/release", check=True)
-    else:
-        template.sql(STAND_IN_SCHEMA[database])
+    run(project, env_for(app, template, None, None), "bin/release", check=True)
     return template
 
 
@@ -307,8 +285,10 @@ def db(migrated, request, tmp_path):
     if migrated.kind == "postgres":
         name = re.sub(r"\W", "_", request.node.name.lower())[:60]
         migrated.server.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        migrated.server.psql(f'CREATE DATABASE "{name}" TEMPLATE "{migrated.name}"')
-        return Database("postgres", migrated.server.url(name), migrated.server, name)
+        migrated.server.psql(
+            f'CREATE DATABASE "{name}" TEMPLATE "{migrated.name}" OWNER "{ROLE}"'
+        )
+        return Database("postgres", "", migrated.server, name)
     path = tmp_path / "app.sqlite3"
     with sqlite3.connect(migrated.path) as source, sqlite3.connect(path) as target:
         source.backup(target)

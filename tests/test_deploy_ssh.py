@@ -231,6 +231,18 @@ def test_the_deploy_key_can_only_deploy(systemd_target):
     assert "root:" not in result.stdout and "uid=" not in result.stdout
 
 
+def test_the_deploy_key_sends_a_commit_id_or_nothing(systemd_target):
+    """docs/ci.md: the command accepts SSH_ORIGINAL_COMMAND only if it is a commit id."""
+    machine, live = systemd_target.machine, systemd_target.healthz()["revision"]
+    key = machines.SSHKey(systemd_target.work / "ci-key" / "deploy_key")
+
+    for request in ("--rollback", "main"):
+        result = machine.ssh(request, user="deploy", key=key, check=False)
+
+        assert result.returncode != 0, f"{request!r} was accepted:\n{result.stdout}"
+        assert systemd_target.healthz()["revision"] == live
+
+
 def test_without_deploy_host_nothing_is_deployed(systemd_target):
     result = systemd_target.run("0" * 40, DEPLOY_HOST="")
 

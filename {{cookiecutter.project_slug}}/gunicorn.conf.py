@@ -20,7 +20,34 @@ wsgi_app = "{{ cookiecutter.project_slug }}.wsgi:app"
 {% endif %}
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1))
+# Measured choices (napkin's docs/performance.md, `make bench`): one worker
+# process per core, at least two. Each worker serves several requests at once
+{% if cookiecutter.framework == "fastapi" %}
+# (its event loop, sync views in its threadpool), so a request waiting on the
+{% else %}
+# (threads, below), so a request waiting on the
+{% endif %}
+# database does not leave a core idle; more processes than cores only add
+# memory and context switches.
+workers = int(os.environ.get("WEB_CONCURRENCY") or max(2, os.cpu_count() or 1))
+{% if cookiecutter.framework != "fastapi" %}
+# gthread rather than the default sync worker: sync answers every request
+# with `Connection: close`, so nginx would open a new upstream connection per
+# request and its keep-alive pool (deploy/nginx/) would do nothing.
+{% if cookiecutter.framework == "flask" %}
+# Each thread may hold a database connection: keep DB_POOL_SIZE >= WEB_THREADS.
+{% else %}
+# Each thread keeps its own database connection (CONN_MAX_AGE).
+{% endif %}
+# https://docs.gunicorn.org/en/stable/design.html#how-many-threads
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS") or 4)
+{% endif %}
+# Idle connections from nginx stay open longer than nginx keeps them
+# (upstream keepalive_timeout, 60 s), so nginx never reuses one the app has
+# just closed, which fails a POST with a 502.
+# https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_timeout
+keepalive = 75
 # Requests are logged by nginx; gunicorn logs errors to stderr (the journal).
 accesslog = None
 errorlog = "-"

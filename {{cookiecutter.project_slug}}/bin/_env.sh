@@ -1,6 +1,6 @@
 # Sourced by the bin/ entrypoints: run from the project root, use its
 # virtualenv, and read .env without overriding what the environment sets.
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 if [ -n "${VIRTUAL_ENV:-}" ]; then
   PATH="$VIRTUAL_ENV/bin:$PATH"

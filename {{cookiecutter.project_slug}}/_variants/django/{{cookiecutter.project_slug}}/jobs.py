@@ -4,6 +4,10 @@
 Define a job with `@app.task`, enqueue it with `job.defer(**kwargs)`. Inside a
 transaction the job is queued only if the transaction commits.
 https://procrastinate.readthedocs.io/en/stable/howto/django/configuration.html
+
+A job whose worker dies mid-run is run again once the worker's heartbeat
+lapses (retry_stalled_jobs below), so a job may run twice: make it safe to
+repeat, as count_words is.
 """
 
 from django.conf import settings
@@ -62,6 +66,11 @@ async def retry_stalled_jobs(context, timestamp: int):
 Define a job with `@db_task(...)`, call it to enqueue it; `count_words_later`
 shows how to enqueue only once the surrounding transaction commits.
 https://huey.readthedocs.io/en/latest/django.html
+
+huey takes a job off the queue when it starts it: a job running when the
+worker is killed (kill -9, power loss) is not run again; on SIGTERM the worker
+lets it finish first. Make jobs safe to lose, as the nightly backfill does for
+count_words, or safe to run twice and enqueue them again.
 """
 
 from django.conf import settings

@@ -179,10 +179,16 @@ LOGGING = {
     "loggers": {
         "{{ cookiecutter.project_slug }}": {"level": "INFO"},
 {% if cookiecutter.database == "postgres" %}
-        "procrastinate.worker": {"level": "INFO"},
+        # One line per job run.
+        "procrastinate.worker": {
 {% else %}
-        "huey": {"level": "INFO"},
+        # One line per job run; with a handler here, run_huey adds no second one.
+        "huey": {
 {% endif %}
+            "handlers": ["stderr"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 

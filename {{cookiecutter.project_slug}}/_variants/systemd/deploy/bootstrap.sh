@@ -110,6 +110,8 @@ if [ ! -f "$env_file" ]; then
       DEBUG=*) line=DEBUG=false ;;
       ALLOWED_HOSTS=*) line="ALLOWED_HOSTS=$DOMAIN" ;;
       DATABASE_URL=*) line="DATABASE_URL=$database_url" ;;
+      # gunicorn itself reads WEB_CONCURRENCY and fails on an empty value.
+      WEB_CONCURRENCY=) line="WEB_CONCURRENCY=$((2 * $(nproc)))" ;;
       *=change-me) line="${line%%=*}=$(secret)" ;;
     esac
     printf '%s\n' "$line"
