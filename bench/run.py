@@ -44,7 +44,7 @@ BENCH = Path(__file__).resolve().parent
 TEMPLATE = BENCH.parent
 sys.path.insert(0, str(TEMPLATE / "tests"))
 
-import napkin_testing as nt  # noqa: E402
+import napkin_testing as nt
 
 RESULTS = BENCH / "results"
 REFERENCE = BENCH / "reference"
@@ -211,6 +211,7 @@ class Wrk:
         shell = f"mount --bind {self.hosts} /etc/hosts && {wrk}"
         out = subprocess.run(
             [*self.prefix, "sh", "-c", shell],
+            check=False,
             capture_output=True,
             text=True,
             timeout=seconds + 30,
@@ -261,23 +262,41 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed P-256 pair for DOMAIN (certbot's default key type)."""
     cert, key = directory / "fullchain.pem", directory / "privkey.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-         "-days", "2", "-subj", f"/CN={DOMAIN}", "-addext",
-         f"subjectAltName=DNS:{DOMAIN}"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={DOMAIN}",
+            "-addext",
+            f"subjectAltName=DNS:{DOMAIN}",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
 
-def render_site(project: Path, app_port: int, http_port: int, https_port: int,
-                cert: Path, key: Path) -> str:
+def render_site(
+    project: Path, app_port: int, http_port: int, https_port: int, cert: Path, key: Path
+) -> str:
     """The generated site, moved to free loopback ports and this run's files.
 
     Only addresses and paths change; every other directive is the project's.
     """
     site = (project / "deploy" / "nginx" / f"{SLUG}.conf").read_text()
-    site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.M)
+    site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.MULTILINE)
     site = re.sub(r"listen 80\b", f"listen 127.0.0.1:{http_port}", site)
     site = re.sub(r"listen 443\b", f"listen 127.0.0.1:{https_port}", site)
     site = re.sub(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};", site)
@@ -293,7 +312,9 @@ def render_site(project: Path, app_port: int, http_port: int, https_port: int,
 class Nginx:
     """nginx as Debian configures it (nginx.conf's http block), one site in it."""
 
-    def __init__(self, prefix: Path, site: str, cert: Path, key: Path, ceiling_port: int):
+    def __init__(
+        self, prefix: Path, site: str, cert: Path, key: Path, ceiling_port: int
+    ):
         self.prefix = prefix
         prefix.mkdir(parents=True, exist_ok=True)
         (prefix / "site.conf").write_text(site)
@@ -301,9 +322,12 @@ class Nginx:
             f"    {kind}_temp_path {prefix / kind};\n"
             for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
+        # As root, workers would run as `nobody` and could not write nginx's
+        # temp files under this run's private directory.
+        user = "user root;\n" if os.geteuid() == 0 else ""
         (prefix / "nginx.conf").write_text(f"""\
 daemon off;
-worker_processes auto;
+{user}worker_processes auto;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log;
 events {{
@@ -339,13 +363,23 @@ http {{
 
     def start(self) -> None:
         conf = self.prefix / "nginx.conf"
-        base = ["nginx", "-c", str(conf), "-p", str(self.prefix), "-e",
-                str(self.prefix / "error.log")]
-        check = subprocess.run([*base, "-t"], capture_output=True, text=True)
+        base = [
+            "nginx",
+            "-c",
+            str(conf),
+            "-p",
+            str(self.prefix),
+            "-e",
+            str(self.prefix / "error.log"),
+        ]
+        check = subprocess.run(
+            [*base, "-t"], check=False, capture_output=True, text=True
+        )
         if check.returncode:
             raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
-        self.proc = subprocess.Popen(base, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
 
     @property
     def pid(self):
@@ -415,8 +449,12 @@ class Server:
     def __init__(self, name: str, cmd: list[str], cwd: Path, env: dict, logfile: Path):
         self.name, self.logfile = name, logfile
         self.proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=logfile.open("ab"),
-            stderr=subprocess.STDOUT, start_new_session=True,
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=logfile.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
@@ -438,10 +476,19 @@ class Server:
 
 def run_checked(cmd, cwd, env, what: str, timeout: float = 600) -> float:
     start = time.monotonic()
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        cmd,
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if result.returncode:
-        raise RuntimeError(f"{what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{what} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return time.monotonic() - start
 
 
@@ -460,17 +507,23 @@ def sql(database: str, url: str, pg, statement: str) -> str:
 def seed(port: int, database: str, url: str, pg, rows: int) -> tuple[int, int]:
     """One note through the API (so timestamps have the app's own format),
     then copies of it by SQL up to `rows`. Returns the id range."""
-    status, body = request(port, "POST", "/api/notes",
-                           {"title": "Seed note", "body": NOTE_BODY})
+    status, body = request(
+        port, "POST", "/api/notes", {"title": "Seed note", "body": NOTE_BODY}
+    )
     if status != 201:
         raise RuntimeError(f"POST /api/notes answered {status}: {body[:500]!r}")
     first = json.loads(body)["id"]
-    sql(database, url, pg, f"""
+    sql(
+        database,
+        url,
+        pg,
+        f"""
         INSERT INTO notes (title, body, word_count, created_at, updated_at)
         WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
         SELECT 'Note ' || i, s.body, 57, s.created_at, s.updated_at
         FROM n, notes AS s WHERE s.id = {first}
-    """)
+    """,
+    )
     if database == "postgres":
         sql(database, url, pg, "ANALYZE notes")
     low, high = sql(database, url, pg, "SELECT min(id), max(id) FROM notes").split("|")
@@ -493,7 +546,8 @@ class Combo:
 
 def app_env(project, venv, database_url, port, extra):
     env = nt.project_env(
-        project, venv,
+        project,
+        venv,
         DATABASE_URL=database_url,
         APP_ENV="production",
         DEBUG="false",
@@ -520,7 +574,9 @@ def describe_workers(server_pid: int) -> str:
         return "?"
 
 
-def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tuple[Combo, list[Row]]:
+def bench_combo(
+    fw, db, args, work, pg, wrk, cert, key, rows, hello_done
+) -> tuple[Combo, list[Row]]:
     combo = Combo(fw, db)
     base = work / f"{fw}-{db}"
     log(f"{fw} + {db}: baking")
@@ -547,13 +603,22 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
     if args.gunicorn_args:
         extra["GUNICORN_CMD_ARGS"] = args.gunicorn_args
     env = app_env(project, venv, url, app_port, extra)
-    combo.release_s = round(run_checked(["bin/release"], project, env, "bin/release"), 2)
-    log(f"  baked in {combo.bake_s}s, installed in {combo.install_s}s "
+    combo.release_s = round(
+        run_checked(["bin/release"], project, env, "bin/release"), 2
+    )
+    log(
+        f"  baked in {combo.bake_s}s, installed in {combo.install_s}s "
         f"({'cached' if combo.install_cached else 'fresh'}), "
-        f"bin/release in {combo.release_s}s")
+        f"bin/release in {combo.release_s}s"
+    )
 
-    nginx = Nginx(base / "nginx", render_site(project, app_port, http_port, https_port,
-                                              cert, key), cert, key, ceiling_port)
+    nginx = Nginx(
+        base / "nginx",
+        render_site(project, app_port, http_port, https_port, cert, key),
+        cert,
+        key,
+        ceiling_port,
+    )
     nginx.start()
     pg_pid = pg.postmaster_pid() if db == "postgres" else None
     rows_out: list[Row] = []
@@ -562,18 +627,27 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
         web = Server("bin/web", ["bin/web"], project, env, base / "web.log")
         try:
             wait_healthy(https_port, "/healthz", web)
-            combo.workers = describe_workers(web.pid)
             ids = seed(https_port, db, url, pg, rows)
-            log(f"  seeded notes {ids[0]}..{ids[1]}; {combo.workers}")
+            log(f"  seeded notes {ids[0]}..{ids[1]}")
             servers = {"app": web.pid, "db": pg_pid, "nginx": nginx.pid}
             for endpoint in GENERATED:
                 if args.endpoints and endpoint.name not in args.endpoints:
                     continue
                 lua = endpoint.lua(ids=ids, pages=rows // 20 // 2)
-                rows_out.append(measure(wrk, https_port, endpoint.name, lua, servers,
-                                        {"app": "generated", **meta}))
+                rows_out.append(
+                    measure(
+                        wrk,
+                        https_port,
+                        endpoint.name,
+                        lua,
+                        servers,
+                        {"app": "generated", **meta},
+                    )
+                )
                 if endpoint.name in args.profile:
                     profile(web.pid, wrk, https_port, lua, base, endpoint.name, args)
+            combo.workers = describe_workers(web.pid)
+            log(f"  bin/web ran {combo.workers}")
         finally:
             web.stop()
 
@@ -581,18 +655,25 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
         bare = Server(
             "bare",
             ["gunicorn", "--config", "gunicorn.conf.py", BARE_APP[fw]],
-            project, bare_env, base / "bare.log",
+            project,
+            bare_env,
+            base / "bare.log",
         )
         try:
             wait_healthy(https_port, "/select1", bare)
             servers = {"app": bare.pid, "db": pg_pid, "nginx": nginx.pid}
-            wanted = ["select1", "pk"] if fw in hello_done else ["hello", "select1", "pk"]
+            wanted = (
+                ["select1", "pk"] if fw in hello_done else ["hello", "select1", "pk"]
+            )
             for name in wanted:
                 if args.endpoints and name not in args.endpoints:
                     continue
                 lua = BARE[name].lua(ids=ids)
-                rows_out.append(measure(wrk, https_port, name, lua, servers,
-                                        {"app": "bare", **meta}))
+                rows_out.append(
+                    measure(
+                        wrk, https_port, name, lua, servers, {"app": "bare", **meta}
+                    )
+                )
                 if name in args.profile:
                     profile(bare.pid, wrk, https_port, lua, base, f"bare-{name}", args)
             hello_done.add(fw)
@@ -601,9 +682,16 @@ def bench_combo(fw, db, args, work, pg, wrk, cert, key, rows, hello_done) -> tup
 
         if args.ceiling:
             args.ceiling = False
-            rows_out.append(measure(wrk, ceiling_port, "return 200", LUA_DONE,
-                                    {"app": None, "db": None, "nginx": nginx.pid},
-                                    {"app": "nginx", "framework": "-", "database": "-"}))
+            rows_out.append(
+                measure(
+                    wrk,
+                    ceiling_port,
+                    "return 200",
+                    LUA_DONE,
+                    {"app": None, "db": None, "nginx": nginx.pid},
+                    {"app": "nginx", "framework": "-", "database": "-"},
+                )
+            )
     finally:
         nginx.stop()
     return combo, rows_out
@@ -618,10 +706,23 @@ def profile(pid, wrk, port, lua, base, name, args) -> None:
     seconds = int(args.duration)
     spies = [
         subprocess.Popen(
-            [str(PY_SPY), "record", "--pid", str(w.pid), "--duration", str(seconds),
-             "--rate", "200", "--format", "raw", "--output",
-             str(base / f"profile-{name}-{w.pid}.txt"), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(PY_SPY),
+                "record",
+                "--pid",
+                str(w.pid),
+                "--duration",
+                str(seconds),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(base / f"profile-{name}-{w.pid}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for w in workers
     ]
@@ -675,30 +776,56 @@ def bench_queue(db, args, work, pg) -> list[dict]:
         url = pg.create_database("bench_queue")
     else:
         url = f"sqlite:///{base / 'app.sqlite3'}"
-    env = app_env(project, venv, url, nt.free_port(), {
-        # The project directory too: the `procrastinate` console script does
-        # not put the working directory on sys.path (bin/worker, FastAPI).
-        "PYTHONPATH": f"{project}:{BENCH}",
-        "JOBS_IMPORT_PATHS": "napkin_bench_jobs",
-        "NAPKIN_BENCH_JOBS": f"{SLUG}.jobs",
-    })
+    env = app_env(
+        project,
+        venv,
+        url,
+        nt.free_port(),
+        {
+            # The project directory too: the `procrastinate` console script does
+            # not put the working directory on sys.path (bin/worker, FastAPI).
+            "PYTHONPATH": f"{project}:{BENCH}",
+            "JOBS_IMPORT_PATHS": "napkin_bench_jobs",
+            "NAPKIN_BENCH_JOBS": f"{SLUG}.jobs",
+        },
+    )
     run_checked(["bin/release"], project, env, "bin/release")
-    if db == "postgres" and not sql(db, url, pg, "SELECT to_regclass('procrastinate_jobs')"):
+    if db == "postgres" and not sql(
+        db, url, pg, "SELECT to_regclass('procrastinate_jobs')"
+    ):
         # procrastinate's own tables, when the app's migrations do not make them.
-        run_checked(["procrastinate", f"--app={SLUG}.jobs.app", "schema", "--apply"],
-                    project, env, "procrastinate schema --apply")
+        run_checked(
+            ["procrastinate", f"--app={SLUG}.jobs.app", "schema", "--apply"],
+            project,
+            env,
+            "procrastinate schema --apply",
+        )
     runs = [("bin/worker (default)", ["bin/worker"])]
     if args.queue_concurrency:
         n = str(args.queue_concurrency)
         if db == "postgres":
-            cmd = ["procrastinate", f"--app={SLUG}.jobs.app", "worker", "--concurrency", n]
+            cmd = [
+                "procrastinate",
+                f"--app={SLUG}.jobs.app",
+                "worker",
+                "--concurrency",
+                n,
+            ]
         else:
-            cmd = ["huey_consumer", f"{SLUG}.jobs.huey", "--workers", n,
-                   "--worker-type", "thread"]
+            cmd = [
+                "huey_consumer",
+                f"{SLUG}.jobs.huey",
+                "--workers",
+                n,
+                "--worker-type",
+                "thread",
+            ]
         runs.append((f"concurrency {n}", cmd))
     results = []
     for label, cmd in runs:
-        results.append(drain_queue(db, url, pg, project, venv, env, base, label, cmd, args))
+        results.append(
+            drain_queue(db, url, pg, project, venv, env, base, label, cmd, args)
+        )
     return results
 
 
@@ -706,15 +833,22 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
     jobs = args.jobs
     out = subprocess.run(
         [str(venv / "bin" / "python"), str(BENCH / "queue_enqueue.py"), str(jobs)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if out.returncode:
         raise RuntimeError(f"enqueue failed:\n{out.stdout}\n{out.stderr[-3000:]}")
     enqueue_s = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
     if db == "postgres":
-        count_sql = ("SELECT count(*) FROM procrastinate_jobs WHERE status IN "
-                     "('todo', 'doing') AND task_name LIKE 'napkin_bench_jobs.%'")
+        count_sql = (
+            "SELECT count(*) FROM procrastinate_jobs WHERE status IN "
+            "('todo', 'doing') AND task_name LIKE 'napkin_bench_jobs.%'"
+        )
     else:
         count_sql = "SELECT count(*) FROM task"
 
@@ -730,13 +864,29 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
     if "worker" in args.profile and PY_SPY.exists():
         # Sampled from its start: most samples fall in the drain.
         spy = subprocess.Popen(
-            [str(PY_SPY), "record", "--pid", str(worker.pid), "--subprocesses",
-             "--duration", str(int(max(20, jobs / 100))), "--rate", "200",
-             "--format", "raw", "--output", str(base / f"profile-{name}.txt"),
-             "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(PY_SPY),
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--subprocesses",
+                "--duration",
+                str(int(max(20, jobs / 100))),
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(base / f"profile-{name}.txt"),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    cpu = {"worker": worker.pid, "db": pg.postmaster_pid() if db == "postgres" else None}
+    cpu = {
+        "worker": worker.pid,
+        "db": pg.postmaster_pid() if db == "postgres" else None,
+    }
     first = cpu0 = None
     first_left = left = queued
     try:
@@ -765,8 +915,10 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
         out.write_text(summarise_profiles([base / f"profile-{name}.txt"]))
         log(f"  profile of {label}: {out.relative_to(TEMPLATE)}")
     if left or first is None:
-        raise RuntimeError(f"{left} of {queued} jobs left after {done - started:.0f}s:\n"
-                           f"{worker.log_tail()}")
+        raise RuntimeError(
+            f"{left} of {queued} jobs left after {done - started:.0f}s:\n"
+            f"{worker.log_tail()}"
+        )
     drained = first_left
     result = {
         "database": db,
@@ -776,12 +928,16 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
         "enqueue_per_s": round(jobs / enqueue_s, 1),
         "drain_per_s": round(drained / (done - first), 1),
         "worker_start_s": round(first - started, 2),
-        "worker_cpu_ms_per_job": round((cpu1["worker"] - cpu0["worker"]) * 1000 / drained, 3),
+        "worker_cpu_ms_per_job": round(
+            (cpu1["worker"] - cpu0["worker"]) * 1000 / drained, 3
+        ),
         "db_cpu_ms_per_job": round((cpu1["db"] - cpu0["db"]) * 1000 / drained, 3),
     }
-    log(f"  queue {db}, {label}: enqueue {result['enqueue_per_s']} jobs/s, "
+    log(
+        f"  queue {db}, {label}: enqueue {result['enqueue_per_s']} jobs/s, "
         f"drain {result['drain_per_s']} jobs/s, worker CPU "
-        f"{result['worker_cpu_ms_per_job']} ms/job, db CPU {result['db_cpu_ms_per_job']} ms/job")
+        f"{result['worker_cpu_ms_per_job']} ms/job, db CPU {result['db_cpu_ms_per_job']} ms/job"
+    )
     return result
 
 
@@ -795,7 +951,9 @@ def add_ratios(rows: list[Row]) -> None:
     ceiling = next((r for r in rows if r.app == "nginx"), None)
     for row in rows:
         if row.app == "generated":
-            ref = index.get(("bare", row.framework, row.database, REFERENCE_OF[row.endpoint]))
+            ref = index.get(
+                ("bare", row.framework, row.database, REFERENCE_OF[row.endpoint])
+            )
         elif row.endpoint in ("select1", "pk"):
             ref = hello.get(row.framework)
         elif row.endpoint == "hello":
@@ -809,42 +967,90 @@ def add_ratios(rows: list[Row]) -> None:
             "rps": round(row.rps / ref.rps, 3) if ref.rps else None,
             "p50": round(row.p50_ms / ref.p50_ms, 2) if ref.p50_ms else None,
             "p99": round(row.p99_ms / ref.p99_ms, 2) if ref.p99_ms else None,
-            "cpu": round(row.app_cpu_ms / ref.app_cpu_ms, 2) if ref.app_cpu_ms else None,
+            "cpu": round(row.app_cpu_ms / ref.app_cpu_ms, 2)
+            if ref.app_cpu_ms
+            else None,
         }
+
+
+def fmt(value, digits=2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def targets(report: dict) -> list[str]:
+    """Issue 9's bar: read >= 0.90 x bare pk, healthz >= 0.90 x bare select1."""
+    rows = {
+        (r["app"], r["framework"], r["database"], r["endpoint"]): r
+        for r in report["http"]
+    }
+    lines = [
+        (
+            "| framework | database | read / bare pk | healthz / bare select1 "
+            "| errors (all rows) | both >= 0.90 |"
+        ),
+        "|---|---|--:|--:|--:|---|",
+    ]
+    for c in report["combos"]:
+        key = (c["framework"], c["database"])
+        read = rows.get(("generated", *key, "read"), {}).get("ratio", {})
+        health = rows.get(("generated", *key, "healthz"), {}).get("ratio", {})
+        errors = sum(
+            r["errors"]
+            for r in report["http"]
+            if (r["framework"], r["database"]) == key
+        )
+        ok = (read.get("rps") or 0) >= 0.9 and (health.get("rps") or 0) >= 0.9
+        lines.append(
+            f"| {key[0]} | {key[1]} | {fmt(read.get('rps'))} "
+            f"| {fmt(health.get('rps'))} | {errors} | {'yes' if ok else 'no'} |"
+        )
+    return lines
 
 
 def markdown(report: dict) -> str:
     s = report["settings"]
+    m = report["machine"]
     lines = [
-        f"Measured {report['started']} on {report['machine']['cpus']} cores "
-        f"({report['machine']['cpu_model']}), load average before the run "
-        f"{report['machine']['load_before']}. wrk: {s['connections']} connections, "
-        f"{s['threads']} threads, {s['warmup']} s warm-up then {s['duration']} s "
-        f"measured per row; HTTPS through nginx on loopback; {s['rows']} notes.",
+        (
+            f"Measured {report['started']} on {m['cpus']} cores ({m['cpu_model']}), "
+            f"load average {m['load_before']} before the run; {m['nginx']}. "
+            f"wrk: {s['connections']} connections, {s['threads']} threads, "
+            f"{s['warmup']:g} s warm-up then {s['duration']:g} s measured per row; "
+            f"HTTPS through nginx on loopback; {s['rows']} notes."
+        ),
         "",
-        "| app | framework | database | endpoint | req/s | p50 ms | p99 ms | errors "
-        "| app CPU ms/req | db CPU ms/req | vs reference | req/s | p50 | p99 | CPU |",
+        *targets(report),
+        "",
+        "Every row; `x ref` columns divide the row's figure by the reference's.",
+        "",
+        (
+            "| app | framework | database | endpoint | req/s | p50 ms | p99 ms "
+            "| errors | app CPU ms/req | db CPU ms/req | reference | x req/s "
+            "| x p50 | x p99 | x CPU |"
+        ),
         "|---|---|---|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
     ]
     for r in report["http"]:
         ratio = r["ratio"]
         ref = (
-            f"{ratio['reference']} | {ratio['rps']:.2f} | {ratio['p50']} | "
-            f"{ratio['p99']} | {ratio['cpu'] if ratio['cpu'] is not None else '-'}"
-            if ratio else "- | | | |"
+            f"{ratio['reference']} | {fmt(ratio['rps'])} | {fmt(ratio['p50'])} "
+            f"| {fmt(ratio['p99'])} | {fmt(ratio['cpu'])}"
+            if ratio
+            else "- | | | |"
         )
         lines.append(
             f"| {r['app']} | {r['framework']} | {r['database']} | {r['endpoint']} "
-            f"| {r['rps']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | {r['errors']} "
-            f"| {r['app_cpu_ms']} | {r['db_cpu_ms'] or '-'} | {ref} |"
+            f"| {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"| {r['errors']} | {r['app_cpu_ms']:.2f} "
+            f"| {fmt(r['db_cpu_ms']) if r['db_cpu_ms'] else '-'} | {ref} |"
         )
     lines += [
         "",
-        "| framework | database | bake s | install s | bin/release s | web workers |",
+        "| framework | database | bake s | install s | bin/release s | bin/web ran |",
         "|---|---|--:|--:|--:|---|",
     ]
     for c in report["combos"]:
-        cached = " (cached venv)" if c["install_cached"] else ""
+        cached = " (venv cached)" if c["install_cached"] else ""
         lines.append(
             f"| {c['framework']} | {c['database']} | {c['bake_s']} | "
             f"{c['install_s']}{cached} | {c['release_s']} | {c['workers']} |"
@@ -852,16 +1058,18 @@ def markdown(report: dict) -> str:
     if report["queue"]:
         lines += [
             "",
-            "| database | queue | worker | jobs | enqueued/s (one process) | drained/s "
-            "| worker CPU ms/job | db CPU ms/job |",
+            (
+                "| database | queue | worker | jobs | enqueued/s (one process) "
+                "| drained/s | worker CPU ms/job | db CPU ms/job |"
+            ),
             "|---|---|---|--:|--:|--:|--:|--:|",
         ]
         for q in report["queue"]:
             lines.append(
                 f"| {q['database']} | {q['queue']} | {q['worker']} | {q['jobs']} "
-                f"| {q['enqueue_per_s']:,.0f} "
-                f"| {q['drain_per_s']:,.0f} | {q['worker_cpu_ms_per_job']} "
-                f"| {q['db_cpu_ms_per_job'] or '-'} |"
+                f"| {q['enqueue_per_s']:,.0f} | {q['drain_per_s']:,.0f} "
+                f"| {q['worker_cpu_ms_per_job']:.2f} "
+                f"| {fmt(q['db_cpu_ms_per_job']) if q['db_cpu_ms_per_job'] else '-'} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -880,8 +1088,11 @@ def update_docs(table: str) -> None:
 
 
 def check_tools() -> None:
-    missing = [t for t in ("wrk", "nginx", "openssl", "uv", "unshare", "mount")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("wrk", "nginx", "openssl", "uv", "unshare", "mount")
+        if shutil.which(t) is None
+    ]
     if missing:
         sys.exit(f"bench: missing tools: {', '.join(missing)} (make system-deps)")
 
@@ -896,24 +1107,50 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rows", type=int, default=5000, help="notes seeded")
     parser.add_argument("--jobs", type=int, default=5000, help="queue benchmark jobs")
-    parser.add_argument("--endpoints", default="", type=lambda v: [e for e in v.split(",") if e],
-                        help="measure only these (healthz,read,list,create,hello,select1,pk)")
-    parser.add_argument("--no-ceiling", action="store_true", help="skip nginx's return 200")
+    parser.add_argument(
+        "--endpoints",
+        default="",
+        type=lambda v: [e for e in v.split(",") if e],
+        help="measure only these (healthz,read,list,create,hello,select1,pk)",
+    )
+    parser.add_argument(
+        "--no-ceiling", action="store_true", help="skip nginx's return 200"
+    )
     parser.add_argument("--no-queue", action="store_true")
-    parser.add_argument("--queue-concurrency", type=int, default=0,
-                        help="also drain with this many concurrent jobs (not the default)")
+    parser.add_argument(
+        "--queue-concurrency",
+        type=int,
+        default=4,
+        help="also drain with this many jobs at once, to compare with the "
+        "generated default (0: skip)",
+    )
     parser.add_argument("--no-http", action="store_true")
-    parser.add_argument("--web-concurrency", type=int, help="WEB_CONCURRENCY for every app")
-    parser.add_argument("--gunicorn-args", help="GUNICORN_CMD_ARGS for every app server")
-    parser.add_argument("--profile", default="", type=lambda v: v.split(","),
-                        help="endpoints to profile with py-spy after measuring them "
-                        "(e.g. read,healthz,pk)")
-    parser.add_argument("--docs", action="store_true",
-                        help=f"replace the table in {DOCS.relative_to(TEMPLATE)}")
+    parser.add_argument(
+        "--web-concurrency", type=int, help="WEB_CONCURRENCY for every app"
+    )
+    parser.add_argument(
+        "--gunicorn-args", help="GUNICORN_CMD_ARGS for every app server"
+    )
+    parser.add_argument(
+        "--profile",
+        default="",
+        type=lambda v: v.split(","),
+        help="endpoints to profile with py-spy after measuring them "
+        "(e.g. read,healthz,pk)",
+    )
+    parser.add_argument(
+        "--docs",
+        action="store_true",
+        help=f"replace the table in {DOCS.relative_to(TEMPLATE)}",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--label", default="", help="added to the result file names")
-    parser.add_argument("--template", type=Path, default=nt.TEMPLATE,
-                        help="the template to bake (default: this checkout)")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        default=nt.TEMPLATE,
+        help="the template to bake (default: this checkout)",
+    )
     return parser.parse_args(argv)
 
 
@@ -938,22 +1175,28 @@ def main(argv=None) -> int:
             "cpu_model": cpu_model(),
             "load_before": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(),
-            "nginx": subprocess.run(["nginx", "-v"], capture_output=True,
-                                    text=True).stderr.strip(),
+            "nginx": subprocess.run(
+                ["nginx", "-v"], check=False, capture_output=True, text=True
+            ).stderr.strip(),
         },
-        "settings": {k: v for k, v in vars(args).items()
-                     if k not in ("docs", "keep", "template")},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in ("docs", "keep", "template")
+        },
         "combos": [],
         "http": [],
         "queue": [],
     }
     report["settings"]["ceiling"] = True
-    log(f"bench: {', '.join(frameworks)} x {', '.join(databases)}; "
-        f"load average {report['machine']['load_before']}")
+    log(
+        f"bench: {', '.join(frameworks)} x {', '.join(databases)}; "
+        f"load average {report['machine']['load_before']}"
+    )
     work = Path(tempfile.mkdtemp(prefix="napkin-bench-"))
     pg = nt.start_postgres() if "postgres" in databases else None
     if pg is not None:
-        pg.postmaster_pid = lambda: int((pg.datadir / "postmaster.pid").read_text().split()[0])
+        pg.postmaster_pid = lambda: int(
+            (pg.datadir / "postmaster.pid").read_text().split()[0]
+        )
     rows: list[Row] = []
     try:
         cert, key = make_certificate(work)
@@ -963,8 +1206,9 @@ def main(argv=None) -> int:
         if not args.no_http:
             for fw in frameworks:
                 for db in databases:
-                    combo, measured = bench_combo(fw, db, args, work, pg, wrk, cert, key,
-                                                  args.rows, hello_done)
+                    combo, measured = bench_combo(
+                        fw, db, args, work, pg, wrk, cert, key, args.rows, hello_done
+                    )
                     report["combos"].append(asdict(combo))
                     rows.extend(measured)
         if not args.no_queue:
@@ -983,9 +1227,13 @@ def main(argv=None) -> int:
     rows.sort(key=lambda r: (r.framework != "-", r.framework, r.database, order[r.app]))
     add_ratios(rows)
     report["http"] = [asdict(r) for r in rows]
-    report["finished"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    report["finished"] = datetime.datetime.now(datetime.UTC).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
     table = markdown(report)
-    stamp = started.strftime("%Y%m%dT%H%M%SZ") + (f"-{args.label}" if args.label else "")
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + (
+        f"-{args.label}" if args.label else ""
+    )
     (RESULTS / f"{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{stamp}.md").write_text(table)
     shutil.copy(RESULTS / f"{stamp}.json", RESULTS / "latest.json")

@@ -848,7 +848,10 @@ class Machine:
         """Stop the machine and remove everything it had on the host; idempotent."""
         try:
             if self._process is not None:
-                self.shutdown()
+                # A throwaway machine needs no clean shutdown: its overlay is
+                # deleted next. SIGKILL everything in its cgroups (nspawn too).
+                _kill_cgroup(self.name)
+                self._stop_nspawn(timeout=10)
         finally:
             if self.slot >= 0 and self._lock_fd is not None:
                 _remove_leftovers(self.slot)
@@ -1034,7 +1037,14 @@ class GitRemote:
         self.project, self.machine = project, machine
         self.bare = directory / f"{name}.git"
         directory.mkdir(parents=True, exist_ok=True)
-        git(directory, "init", "--quiet", "--bare", str(self.bare))
+        git(
+            directory,
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            str(self.bare),
+        )
         if not (project / ".git").exists():
             git(project, "init", "--quiet", "--initial-branch=main")
         git(project, "remote", "add", "origin", str(self.bare))

@@ -590,6 +590,21 @@ def test_restore_refuses_a_database_with_data_unless_forced(app, db, s3, keys):
     assert db.rows() == backed_up
 
 
+def test_restore_onto_a_freshly_deployed_server_needs_no_force(app, db, s3, keys):
+    _, project, _ = app
+    env = env_for(app, db, s3, keys)
+    seed(db, 10)
+    run(project, env, "bin/backup", check=True)
+    backed_up = db.rows()
+    db.wipe()
+    run(project, env, "bin/release", check=True)  # the first deploy's migrations
+
+    restore = run(project, env, "bin/restore", "--identity", str(keys["identity"]))
+
+    assert restore.returncode == 0, restore.stderr
+    assert db.rows() == backed_up
+
+
 def test_restore_rejects_bad_input_with_one_clear_line_and_changes_nothing(
     app, db, s3, keys
 ):

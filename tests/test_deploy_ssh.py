@@ -203,8 +203,9 @@ def test_a_commit_failing_its_health_check_is_rolled_back(systemd_target):
     result = systemd_target.run(sha)
     machines.git(systemd_target.remote.project, "revert", "--no-edit", "HEAD")
 
-    assert result.returncode != 0
-    assert "rolled back" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "rolled back" in output, output
     assert systemd_target.healthz()["revision"] == live
 
 

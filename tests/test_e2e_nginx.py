@@ -23,7 +23,6 @@ import httpx
 import pytest
 from napkin_testing import (
     APPS,
-    TEMPLATE,
     bake,
     combo_id,
     free_port,
@@ -98,11 +97,6 @@ def exec_start(project: Path, process: str) -> list[str]:
     return command.split()
 
 
-def variant_exists(framework: str) -> bool:
-    package = TEMPLATE / "{{cookiecutter.project_slug}}" / "_variants" / framework
-    return any(package.glob("{{cookiecutter.project_slug}}/*.py"))
-
-
 def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
     if process.poll() is None:
         os.killpg(process.pid, sig)
@@ -113,11 +107,19 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="module", params=APPS, ids=combo_id)
+def app_params(apps):
+    """One xdist group per app: its tests share one nginx and one bin/web."""
+    return [
+        pytest.param(
+            app, id=combo_id(app), marks=pytest.mark.xdist_group(f"e2e-{combo_id(app)}")
+        )
+        for app in apps
+    ]
+
+
+@pytest.fixture(scope="module", params=app_params(APPS))
 def site(request, tmp_path_factory):
     framework, database = request.param
-    if not variant_exists(framework):
-        pytest.skip(f"the {framework} variant is not in the template yet")
     need("nginx", "openssl")
     base = tmp_path_factory.mktemp(f"e2e-{combo_id(request.param)}")
     project = bake(base / "out", framework, database, "systemd", domain_name=DOMAIN)
@@ -331,9 +333,10 @@ def test_post_through_the_proxy_and_app_sees_https(site):
     assert note.json()["title"] == "through nginx"
 
 
+@pytest.mark.parametrize(
+    "site", app_params([app for app in APPS if app[0] == "django"]), indirect=True
+)
 def test_django_admin_login_passes_csrf_over_https(site):
-    if site.framework != "django":
-        pytest.skip("the admin is Django's")
     url = f"https://127.0.0.1:{site.https}/admin/login/"
     sni = {"sni_hostname": DOMAIN}
     with site.client(headers={"Host": DOMAIN}) as client:

@@ -411,9 +411,20 @@ def test_a_new_revision_deploys_under_load_without_a_failed_request(server):
         server.deploy(revision)
 
     assert results["requests"] > 0, results["output"]
-    assert results["errors"] == {}, results["output"]
+    assert results["errors"] == {}, results["output"] + failed_requests(server)
     assert server.healthz()["revision"] == revision
     server.revisions.append(revision)
+
+
+def failed_requests(server: Server) -> str:
+    """nginx's record of the requests that did not get a 2xx, and why."""
+    logs = server.machine.ssh(
+        "echo '--- access.log, status >= 400'; "
+        "awk '$9 >= 400' /var/log/nginx/access.log | tail -n 20; "
+        "echo '--- error.log'; tail -n 20 /var/log/nginx/error.log",
+        check=False,
+    )
+    return "\n" + logs.stdout
 
 
 class load:
@@ -487,8 +498,9 @@ def test_a_revision_that_fails_its_health_check_is_rolled_back(server):
     # deploy.sh waits HEALTH_TIMEOUT (60 s) for the new revision; 20 s is plenty here.
     result = server.deploy(broken, check=False, env="HEALTH_TIMEOUT=20")
 
-    assert result.returncode != 0
-    assert "rolled back" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output + server.journal(f"{SLUG}-web.service")
+    assert "rolled back" in output, output
     assert server.healthz()["revision"] == live
     machines.git(
         server.project, "revert", "--no-edit", "HEAD"

@@ -1,8 +1,7 @@
 """ASGI entry point: `bare_fastapi:app` (sync views run in the threadpool, as the app's)."""
 
-from fastapi import FastAPI, HTTPException
-
 import _sqla
+from fastapi import FastAPI, HTTPException
 
 app = FastAPI()
 

@@ -1,8 +1,7 @@
 """WSGI entry point: `bare_flask:app`."""
 
-from flask import Flask, abort
-
 import _sqla
+from flask import Flask, abort
 
 app = Flask(__name__)
 

@@ -21,17 +21,17 @@ settings.configure(
     USE_TZ=True,
 )
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.http import JsonResponse  # noqa: E402
-from django.shortcuts import get_object_or_404  # noqa: E402
-from django.urls import path  # noqa: E402
+from django.core.wsgi import get_wsgi_application
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path
 
-from .models import Note  # noqa: E402
+from .models import Note
 
 
 def hello(request):

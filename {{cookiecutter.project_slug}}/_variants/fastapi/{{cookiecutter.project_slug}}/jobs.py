@@ -81,6 +81,11 @@ async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) 
 Define a job with `@huey.task`; queue it from a request with `enqueue()`,
 which sends it when the request's transaction commits: a rollback queues
 nothing. `bin/worker` runs the jobs and the periodic ones.
+
+Guarantee: queued jobs survive any crash, and a stopping worker (SIGTERM)
+puts back a job it could not finish. A worker killed outright (SIGKILL, power
+loss) loses the one job it was running: huey takes a job off the queue when
+it starts; let a periodic job repair that, as the word-count backfill does.
 https://huey.readthedocs.io/
 """
 
@@ -100,8 +105,8 @@ from .settings import get_settings
 settings = get_settings()
 
 # The queue lives in the app's own database file, in huey's tables (kv,
-# schedule, task, counter): one file to back up.
-# Jobs return nothing worth keeping: huey's result store holds failures only.
+# schedule, task, counter): one file to back up. Jobs return nothing worth
+# keeping, so huey's result store (kv) holds only the failed-job records.
 huey = SqliteHuey(
     name="{{ cookiecutter.project_slug }}",
     filename=make_url(settings.database_url).database,

@@ -83,10 +83,24 @@ def test_postgres_url_uses_psycopg_3():
     assert settings.database_url == "postgresql+psycopg://app:pw@127.0.0.1:5432/app"
 
 
-def test_the_web_process_refuses_to_start_with_one_clear_line(test_env):
-    env = {**test_env, "APP_ENV": "production", "SECRET_KEY": "change-me"}
-    result = subprocess.run(
-        [sys.executable, "-c", "import {{ cookiecutter.project_slug }}.wsgi"],
+# The web process (what gunicorn imports) and the worker.
+PROCESSES = {
+    "web": [sys.executable, "-c", "import {{ cookiecutter.project_slug }}.wsgi"],
+    "worker": [sys.executable, "-m", "{{ cookiecutter.project_slug }}.worker"],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"SECRET_KEY": "change-me"}, "SECRET_KEY"), ({"DEBUG": "maybe"}, "DEBUG")],
+)
+@pytest.mark.parametrize("process", PROCESSES)
+def test_a_process_refuses_to_start_with_one_clear_line(
+    test_env, process, change, named
+):
+    env = {**test_env, "APP_ENV": "production", **change}
+    result = subprocess.run(  # noqa: S603 (our own modules)
+        PROCESSES[process],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -96,4 +110,4 @@ def test_the_web_process_refuses_to_start_with_one_clear_line(test_env):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "SECRET_KEY" in lines[0]
+    assert named in lines[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, errors, health, notes
 from .database import configure_engine, db, engine_options, migrate
 from .settings import PROJECT_ROOT, Settings
 
@@ -13,6 +12,9 @@ from .settings import PROJECT_ROOT, Settings
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     settings.check()
+    # Imported here, so a bad setting read on import (jobs.py) also reaches
+    # the caller as ImproperlyConfigured (wsgi.py, worker.py).
+    from . import cli, errors, health, notes
 
     app = Flask(__name__)
     app.config.update(

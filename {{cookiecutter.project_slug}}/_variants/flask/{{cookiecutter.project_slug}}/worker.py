@@ -10,9 +10,19 @@ import asyncio
 {% endif %}
 import logging
 import os
+import sys
 
-from . import jobs
-from .queue import import_extra_modules, queue
+from .settings import ImproperlyConfigured
+
+try:
+    from . import jobs
+    from .queue import import_extra_modules, queue, settings
+
+    settings.check()
+except ImproperlyConfigured as exc:
+    # One clear line in the journal instead of a traceback.
+    print(f"{{ cookiecutter.project_slug }}: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 logger = logging.getLogger("{{ cookiecutter.project_slug }}.worker")
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
