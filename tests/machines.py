@@ -1105,6 +1105,26 @@ class GitRemote:
         return git(self.project, "rev-parse", "HEAD")
 
 
+BROKEN_APP = """
+import sys
+
+if "gunicorn" in sys.argv[0]:
+    raise RuntimeError("napkin tests: this revision fails its health check")
+"""
+
+
+def break_app(project: Path) -> None:
+    """Make the project a revision whose web app cannot start (the rest still works).
+
+    bin/release and the worker import the package as usual; gunicorn's workers
+    fail to boot, so /healthz never reports this revision.
+    """
+    init = (
+        project / project.name / "__init__.py"
+    )  # the package is named like the project
+    init.write_text(init.read_text() + BROKEN_APP)
+
+
 def https(
     machine: Machine,
     domain: str,

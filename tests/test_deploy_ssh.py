@@ -24,6 +24,9 @@ import yaml
 from napkin_testing import bake, need
 
 pytestmark = pytest.mark.slow
+# Each server is built once: its tests run in order on one xdist worker.
+ON_SYSTEMD = pytest.mark.xdist_group("deploy-ssh-systemd")
+ON_COMPOSE = pytest.mark.xdist_group("deploy-ssh-compose")
 
 SLUG = "my_app"
 DOMAIN = "example.com"
@@ -184,6 +187,7 @@ def systemd_target(machine_host, machine_key, tmp_path_factory):
         machine.destroy()
 
 
+@ON_SYSTEMD
 def test_a_good_commit_goes_live(systemd_target):
     sha = systemd_target.remote.commit("a good commit")
 
@@ -193,13 +197,11 @@ def test_a_good_commit_goes_live(systemd_target):
     assert systemd_target.healthz()["revision"] == sha
 
 
+@ON_SYSTEMD
 def test_a_commit_failing_its_health_check_is_rolled_back(systemd_target):
     live = systemd_target.healthz()["revision"]
 
-    def break_web(project: Path) -> None:
-        (project / "bin" / "web").write_text("#!/usr/bin/env bash\nexit 1\n")
-
-    sha = systemd_target.remote.commit("a broken commit", break_web)
+    sha = systemd_target.remote.commit("a broken commit", machines.break_app)
     result = systemd_target.run(sha)
     machines.git(systemd_target.remote.project, "revert", "--no-edit", "HEAD")
 
@@ -209,6 +211,7 @@ def test_a_commit_failing_its_health_check_is_rolled_back(systemd_target):
     assert systemd_target.healthz()["revision"] == live
 
 
+@ON_SYSTEMD
 def test_a_wrong_host_key_makes_the_deploy_refuse_to_connect(systemd_target):
     live = systemd_target.healthz()["revision"]
     impostor = machines.SSHKey.generate(systemd_target.work / "impostor", "host")
@@ -222,6 +225,7 @@ def test_a_wrong_host_key_makes_the_deploy_refuse_to_connect(systemd_target):
     assert systemd_target.healthz()["revision"] == live
 
 
+@ON_SYSTEMD
 def test_the_deploy_key_can_only_deploy(systemd_target):
     machine = systemd_target.machine
     key = machines.SSHKey(systemd_target.work / "ci-key" / "deploy_key")
@@ -232,6 +236,7 @@ def test_the_deploy_key_can_only_deploy(systemd_target):
     assert "root:" not in result.stdout and "uid=" not in result.stdout
 
 
+@ON_SYSTEMD
 def test_the_deploy_key_sends_a_commit_id_or_nothing(systemd_target):
     """docs/ci.md: the command accepts SSH_ORIGINAL_COMMAND only if it is a commit id."""
     machine, live = systemd_target.machine, systemd_target.healthz()["revision"]
@@ -244,6 +249,7 @@ def test_the_deploy_key_sends_a_commit_id_or_nothing(systemd_target):
         assert systemd_target.healthz()["revision"] == live
 
 
+@ON_SYSTEMD
 def test_without_deploy_host_nothing_is_deployed(systemd_target):
     result = systemd_target.run("0" * 40, DEPLOY_HOST="")
 
@@ -281,6 +287,7 @@ def compose_target(machine_host, machine_key, tmp_path_factory):
         machine.destroy()
 
 
+@ON_COMPOSE
 def test_compose_the_step_reaches_the_server_and_runs_deploy_sh(compose_target):
     sha = compose_target.remote.commit("a commit")
 

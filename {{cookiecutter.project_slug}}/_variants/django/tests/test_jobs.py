@@ -153,6 +153,20 @@ def test_a_killed_worker_loses_only_the_job_in_flight(queue, start_worker, job_l
     assert count(job_log, "mark", waiting_key) == 0
     start_worker(JOBS_CONCURRENCY="1")
     wait_until(lambda: count(job_log, "mark", waiting_key), what="the waiting job")
+
+
+def test_sigterm_puts_back_a_job_that_outlasts_the_timeout(
+    queue, start_worker, job_log
+):
+    key = uuid.uuid4().hex
+    enqueue(test_jobs.slow, key=key, seconds=8)
+    worker = start_worker(JOBS_SHUTDOWN_TIMEOUT="1")
+    wait_until(lambda: count(job_log, "start", key), what="the job to start")
+    assert stop(worker, signal.SIGTERM) == 0, worker.log.read_text()
+    assert count(job_log, "done", key) == 0
+    start_worker()
+    wait_until(lambda: count(job_log, "done", key), what="the job to run again")
+    assert count(job_log, "start", key) == 2
 {% endif %}
 
 

@@ -68,15 +68,16 @@ shows how to enqueue only once the surrounding transaction commits.
 https://huey.readthedocs.io/en/latest/django.html
 
 huey takes a job off the queue when it starts it: a job running when the
-worker is killed (kill -9, power loss) is not run again; on SIGTERM the worker
-lets it finish first. Make jobs safe to lose, as the nightly backfill does for
-count_words, or safe to run twice and enqueue them again.
+worker is killed (kill -9, power loss) is not run again. On SIGTERM the worker
+lets it finish for JOBS_SHUTDOWN_TIMEOUT seconds, then queues it again. Make
+jobs safe to lose, as the nightly backfill does for count_words, and safe to
+run twice.
 """
 
 from django.conf import settings
 from django.db import transaction
-from huey import crontab
-from huey.contrib.djhuey import db_periodic_task, db_task
+from huey import crontab, signals
+from huey.contrib.djhuey import HUEY, db_periodic_task, db_task
 
 from .models import Note
 
@@ -113,4 +114,10 @@ def backfill_word_counts():
         "pk", flat=True
     ):
         count_words.call_local(note_id)
+
+
+@HUEY.signal(signals.SIGNAL_INTERRUPTED)
+def requeue_interrupted(signal, task):
+    """A job still running when the worker stops is queued again."""
+    HUEY.enqueue(task)
 {% endif %}

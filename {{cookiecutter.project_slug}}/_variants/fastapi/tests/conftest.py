@@ -15,6 +15,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.project_slug }}.db import database_url
 from {{ cookiecutter.project_slug }}.settings import ROOT, Settings
@@ -31,40 +32,51 @@ TEST_ENV = {
 _scratch = Path(tempfile.mkdtemp(prefix="{{ cookiecutter.project_slug }}-tests-"))
 
 
-def _create_test_database(url: str) -> str:
+def _admin(url: str, statement: str) -> None:
+    """CREATE/DROP DATABASE from the server's `postgres` database, as Django
+    does, or from the app's own database if that one is out of reach."""
     parsed = database_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    for maintenance in ("postgres", parsed.database):
+        engine = create_engine(
+            parsed.set(database=maintenance), isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(statement))
+            return
+        except OperationalError:
+            if maintenance == parsed.database:
+                raise
+        finally:
+            engine.dispose()
+
+
+def _create_test_database(url: str) -> str:
+    if database_url(url).get_backend_name() == "sqlite":
         return f"sqlite:///{_scratch / 'test.sqlite3'}"
-    name = f"{parsed.database}_test"
-    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
+    name = f"{make_url(url).database}_test"
+    _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(url, f'CREATE DATABASE "{name}"')
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 def _drop_test_database(url: str, test_url: str) -> None:
-    if database_url(url).get_backend_name() == "sqlite":
-        return
-    engine = create_engine(database_url(url), isolation_level="AUTOCOMMIT")
-    name = make_url(test_url).database
-    with engine.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    if database_url(url).get_backend_name() != "sqlite":
+        name = make_url(test_url).database
+        _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_configure(config):
     os.environ.update(TEST_ENV)
-    config.napkin_url = Settings().database_url
-    os.environ["DATABASE_URL"] = _create_test_database(config.napkin_url)
+    config.app_database_url = Settings().database_url
+    os.environ["DATABASE_URL"] = _create_test_database(config.app_database_url)
     alembic = Config(str(ROOT / "alembic.ini"), attributes={"configure_logger": False})
     command.upgrade(alembic, "head")
 
 
 def pytest_unconfigure(config):
-    if hasattr(config, "napkin_url"):
-        _drop_test_database(config.napkin_url, os.environ["DATABASE_URL"])
+    if hasattr(config, "app_database_url"):
+        _drop_test_database(config.app_database_url, os.environ["DATABASE_URL"])
     shutil.rmtree(_scratch, ignore_errors=True)
 
 
