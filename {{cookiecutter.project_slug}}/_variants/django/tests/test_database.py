@@ -77,13 +77,19 @@ def test_postgres_statement_timeout_is_set():
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_postgres_connection_is_kept_across_requests(start_web):
-    base = start_web(WEB_CONCURRENCY="1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        started = cursor.fetchone()[0]
+    # One gunicorn worker, never recycled during the test.
+    base = start_web(WEB_CONCURRENCY="1", WEB_TIMEOUT="600")
 
     def app_backends():
+        """Connections opened since the app started, other than this test's."""
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT pid FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_start >= %s",
+                [started],
             )
             return {row[0] for row in cursor.fetchall()}
 

@@ -118,8 +118,10 @@ def server():
         except httpx2.TransportError:
             return process.poll() is not None
 
-    wait_until(up, timeout=180)
-    assert process.poll() is None, "bin/web exited"
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        wait_until(up, timeout=180)
+        assert process.poll() is None, "bin/web exited"
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -52,40 +52,13 @@ as_app() {
     UV_PYTHON_PREFERENCE=only-system UV_COMPILE_BYTECODE=1 "$@"
 }
 
-# The release whose virtualenv the running gunicorn master was started from:
-# its command line names the interpreter of that release's .venv.
-web_release() {
-  local pid
-  pid=$(systemctl show --property MainPID --value "$APP-web.service")
-  [ "${pid:-0}" -gt 0 ] || return 0
-  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null |
-    sed -n "s#^\($BASE/releases/[^/]*\)/\.venv/.*#\1#p" | head -n 1
-}
-
-same_dependencies() {
-  local name
-  for name in pyproject.toml uv.lock; do
-    if [ -e "$1/$name" ] || [ -e "$2/$name" ]; then
-      cmp -s "$1/$name" "$2/$name" || return 1
-    fi
-  done
-}
-
-# Put the release `current` points at into service.
-# Same dependencies as the running master: `systemctl reload` (SIGHUP). gunicorn
-# starts new workers, which import the code afresh from /srv/$APP/current,
-# then retires the old ones: no request waits. Other dependencies need a new
-# master on the new virtualenv: `systemctl restart`; $APP-web.socket keeps
-# the port open, so requests wait for it instead of failing.
+# Put the release `current` points at into service. A restart, not a reload:
+# only a new gunicorn master runs the new release's virtualenv and bin/web, and
+# only its answers prove the release healthy (docs/deploy.md, "Reload and
+# restart"). $APP-web.socket keeps the port open meanwhile: requests wait for
+# the new process instead of failing.
 restart() {
-  local running
-  running=$(web_release)
-  if [ -n "$running" ] && same_dependencies "$running" "$(readlink "$BASE/current")"; then
-    systemctl reload "$APP-web.service"
-  else
-    systemctl restart "$APP-web.service"
-  fi
-  systemctl restart "$APP-worker.service"
+  systemctl restart "$APP-web.service" "$APP-worker.service"
 }
 
 # /healthz through nginx, so TLS, the site and the app are checked together
@@ -188,14 +161,12 @@ if ! healthy "$commit"; then
   die "$commit failed its health check and there is no previous release (journalctl -u $APP-web)"
 fi
 
-# --- tidy up: keep the newest $KEEP releases, and always current, previous and
-# the one whose virtualenv gunicorn's master runs on -------------------------------------
+# --- tidy up: keep the newest $KEEP releases, and always current and previous -------------
 current=$(readlink "$BASE/current")
 previous=$(readlink "$BASE/previous" 2>/dev/null || true)
-running=$(web_release)
 find "$BASE/releases" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' |
   sort -rn | tail -n +$((KEEP + 1)) | cut -d' ' -f2- | while read -r old; do
-  if [ "$old" != "$current" ] && [ "$old" != "$previous" ] && [ "$old" != "$running" ]; then
+  if [ "$old" != "$current" ] && [ "$old" != "$previous" ]; then
     rm -rf "$old"
   fi
 done
