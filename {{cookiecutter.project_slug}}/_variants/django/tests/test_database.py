@@ -80,8 +80,8 @@ def test_postgres_connection_is_kept_across_requests(start_web):
     with connection.cursor() as cursor:
         cursor.execute("SELECT clock_timestamp()")
         started = cursor.fetchone()[0]
-    # One gunicorn worker, never recycled during the test.
-    base = start_web(WEB_CONCURRENCY="1", WEB_TIMEOUT="600")
+    # One gunicorn worker with one thread, never recycled during the test.
+    base = start_web(WEB_CONCURRENCY="1", WEB_THREADS="1", WEB_TIMEOUT="600")
 
     def app_backends():
         """Connections opened since the app started, other than this test's."""

@@ -137,8 +137,8 @@ if DATABASE["ENGINE"] == "django.db.backends.sqlite3":
         )
     }
 else:
-    # Each gunicorn worker serves one request at a time, so one persistent
-    # connection per process (checked before reuse) is its whole pool.
+    # Each gunicorn thread keeps one connection open across requests, checked
+    # before reuse: WEB_CONCURRENCY x WEB_THREADS connections at most.
     # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
     DATABASE["CONN_MAX_AGE"] = 600
     DATABASE["CONN_HEALTH_CHECKS"] = True
