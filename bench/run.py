@@ -539,7 +539,6 @@ class Combo:
     database: str
     bake_s: float = 0.0
     install_s: float = 0.0
-    install_cached: bool = False
     release_s: float = 0.0
     workers: str = ""
 
@@ -575,9 +574,10 @@ def describe_workers(server_pid: int) -> str:
 
 
 def bench_combo(
-    fw, db, args, work, pg, wrk, cert, key, rows, hello_done
-) -> tuple[Combo, list[Row]]:
-    combo = Combo(fw, db)
+    combo, rows_out, args, work, pg, wrk, cert, key, rows, hello_done
+) -> None:
+    """Measure one framework x database; append to `combo` and `rows_out` as it goes."""
+    fw, db = combo.framework, combo.database
     base = work / f"{fw}-{db}"
     log(f"{fw} + {db}: baking")
     start = time.monotonic()
@@ -586,11 +586,18 @@ def bench_combo(
     # `.env` holds development values for a laptop; the server's settings come
     # from the environment, as below.
     (project / ".env").unlink(missing_ok=True)
-    key_dir = nt.CACHE / "venvs" / nt._dependency_key(project)
-    combo.install_cached = (key_dir / ".synced").exists()
-    start = time.monotonic()
+    # `make install` on a machine whose uv cache has the packages: uv sync
+    # into the project's own .venv. The servers then run from the virtualenv
+    # the template's tests share (same pinned dependencies).
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"))
+    }
+    combo.install_s = round(
+        run_checked(["uv", "sync", "--quiet"], project, clean, "uv sync"), 2
+    )
     venv = nt.project_venv(project)
-    combo.install_s = round(time.monotonic() - start, 2)
 
     if db == "postgres":
         url = pg.create_database(f"bench_{fw}")
@@ -607,8 +614,7 @@ def bench_combo(
         run_checked(["bin/release"], project, env, "bin/release"), 2
     )
     log(
-        f"  baked in {combo.bake_s}s, installed in {combo.install_s}s "
-        f"({'cached' if combo.install_cached else 'fresh'}), "
+        f"  baked in {combo.bake_s}s, uv sync in {combo.install_s}s, "
         f"bin/release in {combo.release_s}s"
     )
 
@@ -621,7 +627,6 @@ def bench_combo(
     )
     nginx.start()
     pg_pid = pg.postmaster_pid() if db == "postgres" else None
-    rows_out: list[Row] = []
     meta = {"framework": fw, "database": db}
     try:
         web = Server("bin/web", ["bin/web"], project, env, base / "web.log")
@@ -694,7 +699,6 @@ def bench_combo(
             )
     finally:
         nginx.stop()
-    return combo, rows_out
 
 
 def profile(pid, wrk, port, lua, base, name, args) -> None:
@@ -985,10 +989,11 @@ def targets(report: dict) -> list[str]:
     }
     lines = [
         (
-            "| framework | database | read / bare pk | healthz / bare select1 "
-            "| errors (all rows) | both >= 0.90 |"
+            "| framework | database | read / bare pk: req/s | CPU/req "
+            "| healthz / bare select1: req/s | CPU/req | errors (all rows) "
+            "| req/s ratios >= 0.90 |"
         ),
-        "|---|---|--:|--:|--:|---|",
+        "|---|---|--:|--:|--:|--:|--:|---|",
     ]
     for c in report["combos"]:
         key = (c["framework"], c["database"])
@@ -1001,8 +1006,9 @@ def targets(report: dict) -> list[str]:
         )
         ok = (read.get("rps") or 0) >= 0.9 and (health.get("rps") or 0) >= 0.9
         lines.append(
-            f"| {key[0]} | {key[1]} | {fmt(read.get('rps'))} "
-            f"| {fmt(health.get('rps'))} | {errors} | {'yes' if ok else 'no'} |"
+            f"| {key[0]} | {key[1]} | {fmt(read.get('rps'))} | {fmt(read.get('cpu'))} "
+            f"| {fmt(health.get('rps'))} | {fmt(health.get('cpu'))} | {errors} "
+            f"| {'yes' if ok else 'no'} |"
         )
     return lines
 
@@ -1046,14 +1052,13 @@ def markdown(report: dict) -> str:
         )
     lines += [
         "",
-        "| framework | database | bake s | install s | bin/release s | bin/web ran |",
+        "| framework | database | bake s | uv sync s | bin/release s | bin/web ran |",
         "|---|---|--:|--:|--:|---|",
     ]
     for c in report["combos"]:
-        cached = " (venv cached)" if c["install_cached"] else ""
         lines.append(
             f"| {c['framework']} | {c['database']} | {c['bake_s']} | "
-            f"{c['install_s']}{cached} | {c['release_s']} | {c['workers']} |"
+            f"{c['install_s']} | {c['release_s']} | {c['workers']} |"
         )
     if report["queue"]:
         lines += [
@@ -1071,6 +1076,9 @@ def markdown(report: dict) -> str:
                 f"| {q['worker_cpu_ms_per_job']:.2f} "
                 f"| {fmt(q['db_cpu_ms_per_job']) if q['db_cpu_ms_per_job'] else '-'} |"
             )
+    for f in report.get("failures", []):
+        first = f["error"].strip().splitlines()[0] if f["error"].strip() else "?"
+        lines += ["", f"**Failed: {f['what']}**: {first}"]
     return "\n".join(lines) + "\n"
 
 
@@ -1185,6 +1193,7 @@ def main(argv=None) -> int:
         "combos": [],
         "http": [],
         "queue": [],
+        "failures": [],
     }
     report["settings"]["ceiling"] = True
     log(
@@ -1198,6 +1207,11 @@ def main(argv=None) -> int:
             (pg.datadir / "postmaster.pid").read_text().split()[0]
         )
     rows: list[Row] = []
+
+    def failed(what: str, error: Exception) -> None:
+        log(f"FAILED: {what}: {error}")
+        report["failures"].append({"what": what, "error": str(error)[-3000:]})
+
     try:
         cert, key = make_certificate(work)
         wrk = Wrk(work, args)
@@ -1206,15 +1220,30 @@ def main(argv=None) -> int:
         if not args.no_http:
             for fw in frameworks:
                 for db in databases:
-                    combo, measured = bench_combo(
-                        fw, db, args, work, pg, wrk, cert, key, args.rows, hello_done
-                    )
+                    combo = Combo(fw, db)
+                    try:
+                        bench_combo(
+                            combo,
+                            rows,
+                            args,
+                            work,
+                            pg,
+                            wrk,
+                            cert,
+                            key,
+                            args.rows,
+                            hello_done,
+                        )
+                    except Exception as error:  # noqa: BLE001 - reported; the rest still run
+                        failed(f"{fw} + {db}", error)
                     report["combos"].append(asdict(combo))
-                    rows.extend(measured)
         if not args.no_queue:
             for db in databases:
                 log(f"queue: {db}")
-                report["queue"].extend(bench_queue(db, args, work, pg))
+                try:
+                    report["queue"].extend(bench_queue(db, args, work, pg))
+                except Exception as error:  # noqa: BLE001 - reported; the rest still run
+                    failed(f"queue {db}", error)
     finally:
         if pg is not None:
             pg.stop()
@@ -1244,7 +1273,7 @@ def main(argv=None) -> int:
     if args.docs:
         update_docs(table)
         log(f"table written into {DOCS.relative_to(TEMPLATE)}")
-    return 0
+    return 1 if report["failures"] else 0
 
 
 def cpu_model() -> str:
