@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= 3
 
 # Debian packages the tests drive for real (see README.md, "Testing").
 SYSTEM_PACKAGES := nginx rclone age sqlite3 openssl wrk postgresql \
-	debootstrap systemd-container nftables iproute2 openssh-client
+	debootstrap systemd-container nftables iproute2 openssh-client curl git
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'

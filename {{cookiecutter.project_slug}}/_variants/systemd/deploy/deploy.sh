@@ -5,6 +5,8 @@
 # /usr/local/sbin/{{ slug }}-deploy, and each deploy refreshes that copy.
 #
 #   deploy.sh REVISION [REPOSITORY]   deploy a commit, branch or tag
+#   deploy.sh --commit SHA            deploy a 40-character commit id, nothing
+#                                     else: what the CI key may run (docs/ci.md)
 #   deploy.sh --rollback              go back to the previous release
 #
 # REPOSITORY defaults to DEPLOY_REPO from /etc/{{ slug }}/deploy.conf (the bare
@@ -32,7 +34,7 @@ die() {
   exit 1
 }
 usage() {
-  printf 'usage: deploy.sh REVISION [REPOSITORY]\n       deploy.sh --rollback\n' >&2
+  printf 'usage: deploy.sh REVISION [REPOSITORY]\n       deploy.sh --commit SHA\n       deploy.sh --rollback\n' >&2
   exit 2
 }
 
@@ -100,6 +102,13 @@ if [ "${1:-}" = --rollback ]; then
   exit 0
 fi
 
+if [ "${1:-}" = --commit ]; then
+  # The CI key's forced command: one full commit id, from the configured
+  # repository, so a leaked key can only redeploy commits already pushed.
+  [ $# -eq 2 ] || usage
+  [[ $2 =~ ^[0-9a-f]{40}$ ]] || die "--commit takes a 40-character commit id, not '$2'"
+  shift
+fi
 [ $# -ge 1 ] && [ $# -le 2 ] && [ -n "$1" ] && [ "${1#-}" = "$1" ] || usage
 revision=$1
 if [ $# -eq 2 ]; then
