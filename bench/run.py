@@ -299,7 +299,7 @@ def render_site(
     site = re.sub(r"^\s*listen \[::\].*\n", "", site, flags=re.MULTILINE)
     site = re.sub(r"listen 80\b", f"listen 127.0.0.1:{http_port}", site)
     site = re.sub(r"listen 443\b", f"listen 127.0.0.1:{https_port}", site)
-    site = re.sub(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{app_port};", site)
+    site = re.sub(r"server 127\.0\.0\.1:8000\b", f"server 127.0.0.1:{app_port}", site)
     site = re.sub(r"ssl_certificate .*;", f"ssl_certificate {cert};", site)
     site = re.sub(r"ssl_certificate_key .*;", f"ssl_certificate_key {key};", site)
     site = re.sub(r"alias /srv/\S+;", f"alias {project / 'staticfiles'}/;", site)
