@@ -464,8 +464,10 @@ class load:
                 "-t2",
                 "-c16",
                 "-d1h",
+                # As long as nginx waits for the app (proxy_read_timeout): a
+                # request queued while the app restarts is slow, not failed.
                 "--timeout",
-                "30s",
+                "60s",
                 f"https://{DOMAIN}/healthz",
             ],
             stdout=subprocess.PIPE,
