@@ -1,7 +1,7 @@
 import shutil
 
 import pytest
-from napkin_testing import start_postgres
+from napkin_testing import bake, combo_id, start_postgres
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +62,16 @@ def make_machine(machine_host, machine_key):
 def machine(make_machine):
     """A fresh, booted bookworm machine, reachable over SSH as root."""
     return make_machine()
+
+
+@pytest.fixture(scope="session")
+def baked(tmp_path_factory):
+    """Each (framework, database, deploy) combination baked once per test process."""
+    projects = {}
+
+    def get(combo):
+        if combo not in projects:
+            projects[combo] = bake(tmp_path_factory.mktemp(combo_id(combo)), *combo)
+        return projects[combo]
+
+    return get

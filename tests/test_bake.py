@@ -38,20 +38,6 @@ MAKE_TARGETS = {
 }
 
 
-@pytest.fixture(scope="session")
-def baked(tmp_path_factory):
-    """Each combination baked once per test process."""
-    projects = {}
-
-    def get(combo):
-        if combo not in projects:
-            out = tmp_path_factory.mktemp(combo_id(combo))
-            projects[combo] = bake(out, *combo)
-        return projects[combo]
-
-    return get
-
-
 def text_files(project: Path):
     for path in sorted(project.rglob("*")):
         if path.is_file() and path.suffix in TEXT_SUFFIXES and ".venv" not in path.parts:

@@ -105,26 +105,14 @@ http {{
     return main
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    projects = {}
-
-    def get(combo):
-        if combo not in projects:
-            projects[combo] = bake(tmp_path_factory.mktemp(combo_id(combo)), *combo)
-        return projects[combo]
-
-    return get
-
-
 def site_file(project: Path) -> Path:
     return project / "deploy" / "nginx" / f"{project.name}.conf"
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
-def test_nginx_accepts_the_site(project, combo, tmp_path):
+def test_nginx_accepts_the_site(baked, combo, tmp_path):
     need("nginx")
-    conf = site_config(project(combo), tmp_path)
+    conf = site_config(baked(combo), tmp_path)
     result = subprocess.run(
         ["nginx", "-t", "-c", conf, "-p", tmp_path, "-e", tmp_path / "error.log"],
         check=False,
@@ -137,20 +125,20 @@ def test_nginx_accepts_the_site(project, combo, tmp_path):
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
-def test_gixy_finds_nothing(project, combo):
+def test_gixy_finds_nothing(baked, combo):
     if not GIXY.exists():
         pytest.fail("gixy is missing from the test virtualenv (requirements-test.txt)")
     result = subprocess.run(
-        [GIXY, site_file(project(combo))], check=False, capture_output=True, text=True
+        [GIXY, site_file(baked(combo))], check=False, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No issues found" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
-def test_site_names_the_domain_and_upstream(project, combo):
+def test_site_names_the_domain_and_upstream(baked, combo):
     deploy = combo[2]
-    text = site_file(project(combo)).read_text()
+    text = site_file(baked(combo)).read_text()
     assert "server_name example.com;" in text
     assert "/etc/letsencrypt/live/example.com/fullchain.pem" in text
     upstream = "web:8000" if deploy == "compose" else "127.0.0.1:8000"

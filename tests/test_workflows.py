@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from napkin_testing import COMBOS, bake, combo_id
+from napkin_testing import COMBOS, combo_id
 
 BIN = Path(sys.executable).parent
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -26,18 +26,6 @@ SECRETS = {
     "DEPLOY_KNOWN_HOSTS",
     "DEPLOY_PORT",
 }
-
-
-@pytest.fixture(scope="module")
-def baked(tmp_path_factory):
-    projects = {}
-
-    def get(combo):
-        if combo not in projects:
-            projects[combo] = bake(tmp_path_factory.mktemp(combo_id(combo)), *combo)
-        return projects[combo]
-
-    return get
 
 
 def workflow(project: Path, name: str) -> dict:
