@@ -31,6 +31,7 @@ import signal
 import socket
 import sqlite3
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,7 @@ class Row:
     db_cpu_ms: float  # per request: PostgreSQL's processes (0 for SQLite)
     nginx_cpu_ms: float  # per request: nginx's master and workers
     ratio: dict = field(default_factory=dict)
+    rounds_rps: list = field(default_factory=list)  # req/s of each round
 
 
 class Wrk:
@@ -604,6 +606,7 @@ def bench_combo(
     else:
         url = f"sqlite:///{base / 'app.sqlite3'}"
     app_port, http_port, https_port, ceiling_port = (nt.free_port() for _ in range(4))
+    bare_port, bare_http_port, bare_https_port = (nt.free_port() for _ in range(3))
     extra = {}
     if args.web_concurrency:
         extra["WEB_CONCURRENCY"] = str(args.web_concurrency)
@@ -618,72 +621,73 @@ def bench_combo(
         f"bin/release in {combo.release_s}s"
     )
 
+    # One nginx, two copies of the generated site: the app's, and the same
+    # site in front of the bare reference, so both are measured in turns.
+    site = render_site(project, app_port, http_port, https_port, cert, key)
+    bare_site = render_site(
+        project, bare_port, bare_http_port, bare_https_port, cert, key
+    )
     nginx = Nginx(
-        base / "nginx",
-        render_site(project, app_port, http_port, https_port, cert, key),
-        cert,
-        key,
-        ceiling_port,
+        base / "nginx", site + second_site(bare_site), cert, key, ceiling_port
     )
     nginx.start()
     pg_pid = pg.postmaster_pid() if db == "postgres" else None
     meta = {"framework": fw, "database": db}
+    web = Server("bin/web", ["bin/web"], project, env, base / "web.log")
+    bare = Server(
+        "bare",
+        ["gunicorn", "--config", "gunicorn.conf.py", BARE_APP[fw]],
+        project,
+        dict(app_env(project, venv, url, bare_port, extra), PYTHONPATH=str(REFERENCE)),
+        base / "bare.log",
+    )
     try:
-        web = Server("bin/web", ["bin/web"], project, env, base / "web.log")
-        try:
-            wait_healthy(https_port, "/healthz", web)
-            ids = seed(https_port, db, url, pg, rows)
-            log(f"  seeded notes {ids[0]}..{ids[1]}")
-            servers = {"app": web.pid, "db": pg_pid, "nginx": nginx.pid}
-            for endpoint in GENERATED:
-                if args.endpoints and endpoint.name not in args.endpoints:
-                    continue
-                lua = endpoint.lua(ids=ids, pages=rows // 20 // 2)
-                rows_out.append(
-                    measure(
-                        wrk,
-                        https_port,
-                        endpoint.name,
-                        lua,
-                        servers,
-                        {"app": "generated", **meta},
-                    )
-                )
-                if endpoint.name in args.profile:
-                    profile(web.pid, wrk, https_port, lua, base, endpoint.name, args)
-            combo.workers = describe_workers(web.pid)
-            log(f"  bin/web ran {combo.workers}")
-        finally:
-            web.stop()
-
-        bare_env = dict(env, PYTHONPATH=str(REFERENCE))
-        bare = Server(
-            "bare",
-            ["gunicorn", "--config", "gunicorn.conf.py", BARE_APP[fw]],
-            project,
-            bare_env,
-            base / "bare.log",
-        )
-        try:
-            wait_healthy(https_port, "/select1", bare)
-            servers = {"app": bare.pid, "db": pg_pid, "nginx": nginx.pid}
-            wanted = (
-                ["select1", "pk"] if fw in hello_done else ["hello", "select1", "pk"]
-            )
-            for name in wanted:
-                if args.endpoints and name not in args.endpoints:
-                    continue
-                lua = BARE[name].lua(ids=ids)
-                rows_out.append(
-                    measure(
-                        wrk, https_port, name, lua, servers, {"app": "bare", **meta}
-                    )
-                )
-                if name in args.profile:
-                    profile(bare.pid, wrk, https_port, lua, base, f"bare-{name}", args)
+        wait_healthy(https_port, "/healthz", web)
+        wait_healthy(bare_https_port, "/select1", bare)
+        ids = seed(https_port, db, url, pg, rows)
+        log(f"  seeded notes {ids[0]}..{ids[1]}")
+        # Each generated endpoint next to its reference, round after round:
+        # drift in the machine's speed hits both alike.
+        targets = {
+            "generated": (web, https_port, {e.name: e for e in GENERATED}),
+            "bare": (bare, bare_https_port, BARE),
+        }
+        order = [
+            ("generated", "healthz"),
+            ("bare", "select1"),
+            ("generated", "read"),
+            ("bare", "pk"),
+            ("generated", "list"),
+            ("generated", "create"),
+            ("bare", "hello"),
+        ]
+        order = [
+            (app, name)
+            for app, name in order
+            if (not args.endpoints or name in args.endpoints)
+            and not (name == "hello" and fw in hello_done)
+        ]
+        rounds: dict[tuple[str, str], list[Row]] = {key: [] for key in order}
+        for number in range(args.rounds):
+            log(f"  round {number + 1} of {args.rounds}")
+            for app, name in order:
+                server, port, endpoints = targets[app]
+                lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
+                servers = {"app": server.pid, "db": pg_pid, "nginx": nginx.pid}
+                row = measure(wrk, port, name, lua, servers, {"app": app, **meta})
+                rounds[(app, name)].append(row)
+        for rows_of_one in rounds.values():
+            rows_out.append(median_row(rows_of_one))
+        for app, name in order:
+            if name in args.profile:
+                server, port, endpoints = targets[app]
+                lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
+                label = name if app == "generated" else f"bare-{name}"
+                profile(server.pid, wrk, port, lua, base, label, args)
+        if ("bare", "hello") in rounds:
             hello_done.add(fw)
-        finally:
-            bare.stop()
+        combo.workers = describe_workers(web.pid)
+        log(f"  bin/web ran {combo.workers}")
 
         if args.ceiling:
             args.ceiling = False
@@ -698,7 +702,43 @@ def bench_combo(
                 )
             )
     finally:
+        web.stop()
+        bare.stop()
         nginx.stop()
+
+
+def second_site(site: str) -> str:
+    """The site again for another upstream: its own upstream name, and without
+    the http-level TLS session lines the first copy already set."""
+    site = re.sub(r"^ssl_session\w* .*;\n", "", site, flags=re.MULTILINE)
+    site = re.sub(r"\bupstream (\w+)", r"upstream \1_bare", site)
+    return "\n" + re.sub(
+        r"proxy_pass http://(\w+);", r"proxy_pass http://\1_bare;", site
+    )
+
+
+def median_row(rows: list[Row]) -> Row:
+    """One row for several rounds: the median of each figure, errors summed."""
+    first = rows[0]
+
+    def median(name):
+        return statistics.median(getattr(row, name) for row in rows)
+
+    return Row(
+        app=first.app,
+        framework=first.framework,
+        database=first.database,
+        endpoint=first.endpoint,
+        rps=round(median("rps"), 1),
+        p50_ms=round(median("p50_ms"), 2),
+        p99_ms=round(median("p99_ms"), 2),
+        errors=sum(row.errors for row in rows),
+        requests=sum(row.requests for row in rows),
+        app_cpu_ms=round(median("app_cpu_ms"), 3),
+        db_cpu_ms=round(median("db_cpu_ms"), 3),
+        nginx_cpu_ms=round(median("nginx_cpu_ms"), 3),
+        rounds_rps=[row.rps for row in rows],
+    )
 
 
 def profile(pid, wrk, port, lua, base, name, args) -> None:
@@ -1021,7 +1061,9 @@ def markdown(report: dict) -> str:
             f"Measured {report['started']} on {m['cpus']} cores ({m['cpu_model']}), "
             f"load average {m['load_before']} before the run; {m['nginx']}. "
             f"wrk: {s['connections']} connections, {s['threads']} threads, "
-            f"{s['warmup']:g} s warm-up then {s['duration']:g} s measured per row; "
+            f"{s['rounds']} rounds, each endpoint next to its reference: "
+            f"{s['warmup']:g} s warm-up then {s['duration']:g} s measured per round; "
+            f"every figure is the median of the rounds; "
             f"HTTPS through nginx on loopback; {s['rows']} notes."
         ),
         "",
@@ -1109,8 +1151,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frameworks", default=",".join(nt.FRAMEWORKS))
     parser.add_argument("--databases", default=",".join(nt.DATABASES))
-    parser.add_argument("--duration", type=float, default=8, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measure every endpoint this many times, in turns; report medians",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=5, help="measured seconds per round"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=1, help="warm-up seconds per round"
+    )
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rows", type=int, default=5000, help="notes seeded")

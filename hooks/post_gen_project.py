@@ -18,7 +18,10 @@ VARIANTS = (FRAMEWORK, DEPLOY)
 
 # Path (relative to the project root) -> drop it? Files shared by the variants
 # but tied to one answer; one table for every option.
-DROP: dict[str, bool] = {}
+DROP: dict[str, bool] = {
+    # Django's PostgreSQL backend with a cheaper health check (Django only).
+    f"{SLUG}/postgres": DATABASE != "postgres",
+}
 
 PLACEHOLDER = "change-me"
 

@@ -48,6 +48,10 @@ threads = int(os.environ.get("WEB_THREADS") or 4)
 # just closed, which fails a POST with a 502.
 # https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_timeout
 keepalive = 75
+# No control socket (gunicorn 25.1+, for `gunicornc`): deploys restart the
+# service instead, and its default path in $HOME would be shared by every
+# gunicorn this user runs.
+control_socket_disable = True
 # Requests are logged by nginx; gunicorn logs errors to stderr (the journal).
 accesslog = None
 errorlog = "-"

@@ -5,7 +5,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import fetch
+from conftest import fetch, wait_until
 from django.db import connection
 
 from {{ cookiecutter.project_slug }}.models import Note
@@ -99,3 +99,31 @@ def test_postgres_connection_is_kept_across_requests(start_web):
         get_json(base, "/api/notes")
     assert len(first) == 1
     assert app_backends() == first
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_postgres_ended_is_replaced_before_use(start_web):
+    """After a PostgreSQL restart the app answers at once: no 503, no 500."""
+    base = start_web(
+        WEB_CONCURRENCY="1", WEB_THREADS="1", WEB_TIMEOUT="600", PGAPPNAME="web-test"
+    )
+
+    def app_backends():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'web-test'"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    get_json(base, "/healthz")
+    (kept,) = app_backends()
+    # What a restart does to each connection: an error message, then close.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [kept])
+    wait_until(lambda: kept not in app_backends(), what="the backend to exit")
+
+    assert get_json(base, "/healthz")["database"] == "ok"
+    assert isinstance(get_json(base, "/api/notes")["total"], int)
+    (replacement,) = app_backends()
+    assert replacement != kept

@@ -6,7 +6,8 @@ class Note(models.Model):
     body = models.TextField(max_length=10000, blank=True, default="")
     # Filled in by the count_words job (jobs.py) after each create or update.
     word_count = models.IntegerField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed: the list endpoint pages through notes newest first.
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

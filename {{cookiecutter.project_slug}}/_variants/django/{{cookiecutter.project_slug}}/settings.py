@@ -137,13 +137,18 @@ if DATABASE["ENGINE"] == "django.db.backends.sqlite3":
         )
     }
 else:
-    # Each gunicorn thread keeps one connection open across requests, checked
-    # before reuse: WEB_CONCURRENCY x WEB_THREADS connections at most.
-    # https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
-    DATABASE["CONN_MAX_AGE"] = 600
+    # Django's backend with a health check that needs no round trip to the
+    # server (postgres/base.py): a connection PostgreSQL ended (a restart) is
+    # replaced before the request uses it.
+    DATABASE["ENGINE"] = "{{ cookiecutter.project_slug }}.postgres"
     DATABASE["CONN_HEALTH_CHECKS"] = True
     statement_timeout = env.int("DB_STATEMENT_TIMEOUT_MS", default=30000)
     DATABASE["OPTIONS"] = {"options": f"-c statement_timeout={statement_timeout}"}
+
+# Each gunicorn thread keeps its connection open across requests (opening one
+# costs more than most requests): WEB_CONCURRENCY x WEB_THREADS at most.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#persistent-connections
+DATABASE["CONN_MAX_AGE"] = 600
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -113,10 +113,12 @@ def page_params(request):
 
 
 def find_note(note_id):
-    note = Note.objects.filter(pk=note_id).first() if note_id <= MAX_ID else None
-    if note is None:
-        raise ApiError(404, f"note {note_id} not found")
-    return note
+    try:
+        if note_id > MAX_ID:
+            raise Note.DoesNotExist
+        return Note.objects.get(pk=note_id)
+    except Note.DoesNotExist:
+        raise ApiError(404, f"note {note_id} not found") from None
 
 
 def save(note, fields):

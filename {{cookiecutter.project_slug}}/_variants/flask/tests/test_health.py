@@ -1,12 +1,18 @@
 {% if cookiecutter.database == "postgres" %}
 import socket
+import time
 {% endif %}
 from dataclasses import replace
 
 from flask import request
+{% if cookiecutter.database == "postgres" %}
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+{% endif %}
 
 from {{ cookiecutter.project_slug }} import create_app
 {% if cookiecutter.database == "postgres" %}
+from {{ cookiecutter.project_slug }}.database import db
 from {{ cookiecutter.project_slug }}.settings import database_uri
 {% endif %}
 
@@ -36,6 +42,36 @@ def test_healthz_is_503_when_postgres_does_not_answer(settings):
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.json["database"] == "unavailable"
+
+
+def test_a_connection_postgres_ended_is_replaced_before_use(app, client):
+    """After a PostgreSQL restart the app answers at once: no 503, no 500."""
+    with app.app_context():
+        engine = db.engine
+    engine.dispose()  # from here the pool holds the one connection requests use
+    assert client.get("/healthz").status_code == 200
+
+    def pooled_backend():
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT pg_backend_pid()")).scalar()
+
+    kept = pooled_backend()
+    assert pooled_backend() == kept  # kept between uses, not opened anew
+    admin = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        # What a restart does to each connection: an error message, then close.
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept})
+        gone = text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid")
+        deadline = time.monotonic() + 30
+        while not connection.execute(gone, {"pid": kept}).scalar():
+            assert time.monotonic() < deadline, "the backend did not exit"
+            time.sleep(0.05)
+
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["database"] == "ok"
+    assert client.get("/api/notes").status_code == 200
+    assert pooled_backend() != kept
 {% endif %}
 
 

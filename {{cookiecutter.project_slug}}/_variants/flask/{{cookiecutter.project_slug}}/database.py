@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+{% if cookiecutter.database == "postgres" %}
+import select
+
+{% endif %}
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+{% if cookiecutter.database == "postgres" %}
+from psycopg import pq
+{% endif %}
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
+{% if cookiecutter.database == "postgres" %}
+from sqlalchemy.exc import DisconnectionError
+{% endif %}
 
 from .settings import Settings
 
@@ -24,6 +34,10 @@ migrate = Migrate()
 
 # How long an SQLite write waits for another writer before failing.
 SQLITE_BUSY_TIMEOUT_MS = 5000
+{% if cookiecutter.database == "postgres" %}
+# Connection states in which a query would fail (psycopg 3).
+UNUSABLE = {pq.TransactionStatus.INERROR, pq.TransactionStatus.UNKNOWN}
+{% endif %}
 
 
 def engine_options(settings: Settings) -> dict:
@@ -35,9 +49,6 @@ def engine_options(settings: Settings) -> dict:
         # Each web process keeps up to DB_POOL_SIZE connections between requests.
         "pool_size": settings.pool_size,
         "max_overflow": 0,
-        # A connection the server closed (restart, idle timeout) is replaced
-        # instead of failing the next request.
-        "pool_pre_ping": True,
         "connect_args": {
             "connect_timeout": 5,
             # https://www.postgresql.org/docs/current/runtime-config-client.html
@@ -68,10 +79,34 @@ def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+{% if cookiecutter.database == "postgres" %}
+def _replace_ended_connection(dbapi_connection, _record, _proxy) -> None:
+    """Before a pooled connection is handed out, check PostgreSQL has not ended it.
+
+    The server writes to an idle connection only to end it (a restart,
+    pg_terminate_backend, idle_session_timeout), so one poll of the socket
+    tells, where pool_pre_ping's SELECT 1 costs a round trip per request.
+    DisconnectionError makes the pool open a new connection instead.
+    https://docs.sqlalchemy.org/en/20/core/pooling.html#disconnect-handling-pessimistic
+    """
+    status = dbapi_connection.info.transaction_status
+    if dbapi_connection.closed or status in UNUSABLE:
+        raise DisconnectionError("the connection is closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):  # a goodbye message waits, or the socket is gone
+        raise DisconnectionError("PostgreSQL ended the connection")
+
+
+{% endif %}
 def configure_engine(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+{% if cookiecutter.database == "postgres" %}
+    else:
+        event.listen(engine, "checkout", _replace_ended_connection)
+{% endif %}
 
 
 def begin_write() -> None:

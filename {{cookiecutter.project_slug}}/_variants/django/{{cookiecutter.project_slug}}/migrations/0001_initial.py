@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
                     "word_count",
                     models.IntegerField(blank=True, editable=False, null=True),
                 ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
