@@ -244,12 +244,13 @@ def test_two_workers_never_run_the_same_job_twice(app, start_worker, job_dir):
 def test_jobs_queued_behind_a_killed_worker_survive(client, app, start_worker, job_dir):
     """SQLite (huey) keeps every job still in the queue when a worker is killed.
 
-    The job in flight is not run again: huey takes it off the queue when it
-    starts. For word counts the nightly backfill repairs that (docs/jobs.md).
+    The jobs in flight (up to JOBS_CONCURRENCY) are not run again: huey takes
+    a job off the queue when it starts it. For word counts the nightly backfill
+    repairs that (docs/jobs.md). One job at a time, so the note's job waits.
     """
     queue(app, slow, key="killed")
     note = client.post("/api/notes", json={"title": "t", "body": "queued behind"})
-    first = start_worker()
+    first = start_worker(JOBS_CONCURRENCY="1")
     wait_until(lambda: events("killed", job_dir) == ["start"])
     first.send_signal(signal.SIGKILL)
     first.wait()

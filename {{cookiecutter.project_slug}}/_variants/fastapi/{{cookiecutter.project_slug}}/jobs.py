@@ -23,6 +23,7 @@ app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(conninfo=settings.database_url),
     import_paths=settings.jobs_import_paths,
     worker_defaults={
+        "concurrency": settings.jobs_concurrency,
         "fetch_job_polling_interval": settings.jobs_poll_interval,
         "update_heartbeat_interval": settings.jobs_heartbeat_interval,
         "stalled_worker_timeout": settings.jobs_stalled_after,

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     jobs_retry_backoff: int = Field(default=2, ge=0)
     jobs_backfill_cron: str = "0 3 * * *"
     jobs_import_paths: Annotated[list[str], NoDecode] = []
+    jobs_concurrency: int = Field(default=2, ge=1)
     jobs_shutdown_timeout: float = 30.0
     jobs_poll_interval: float = 5.0
 {% if cookiecutter.database == "postgres" %}
