@@ -72,11 +72,9 @@ def _empty_queue(app):
 
 
 def defer(task, **kwargs) -> None:
-{% if cookiecutter.database == "postgres" %}
-    task.defer(**kwargs)
-{% else %}
-    task(**kwargs)
-{% endif %}
+    """Queue a job the way a request does: enqueue(), then commit."""
+    enqueue(task, **kwargs)
+    db.session.commit()
 
 
 def queued_jobs(app) -> int:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+{% if cookiecutter.database == "sqlite" %}
 import logging
-{% if cookiecutter.database == "postgres" %}
-import threading
 {% endif %}
 from collections.abc import Callable
 {% if cookiecutter.database == "sqlite" %}
@@ -27,15 +26,17 @@ from typing import Any
 import procrastinate
 {% else %}
 from huey import SqliteHuey, crontab
-{% endif %}
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+{% endif %}
 
 from .settings import Settings
 
-logger = logging.getLogger(__name__)
 settings = Settings.from_env()
+{% if cookiecutter.database == "sqlite" %}
+logger = logging.getLogger(__name__)
 PENDING = "jobs_to_enqueue"
+{% endif %}
 {% if cookiecutter.database == "postgres" %}
 
 conninfo = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -135,46 +136,39 @@ def periodic(cron: str) -> Callable:
     return decorate
 
 
+{% if cookiecutter.database == "postgres" %}
+def enqueue(task: Any, **kwargs: Any) -> None:
+    """Queue `task(**kwargs)` in the current transaction.
+
+    The job is a row written on the session's own connection: it is queued
+    when the transaction commits, and a transaction that rolls back queues
+    nothing.
+    """
+    from .database import db
+
+    connection = db.session.connection().connection.driver_connection
+    task.configure(connection=connection).defer(**kwargs)
+
+
+{% else %}
 def enqueue(task: Any, **kwargs: Any) -> None:
     """Queue `task(**kwargs)` when the current transaction commits.
 
-    A transaction that rolls back enqueues nothing. If the queue cannot be
-    reached after the commit, the error is logged and the change stays saved
-    (the nightly backfill in jobs.py catches up).
+    A transaction that rolls back enqueues nothing. The jobs live in a file of
+    their own, so the enqueue follows the commit: if it fails, the error is
+    logged and the change stays saved (the nightly backfill in jobs.py
+    catches up).
     """
     from .database import db
 
     db.session.info.setdefault(PENDING, []).append((task, kwargs))
 
 
-{% if cookiecutter.database == "postgres" %}
-_open_lock = threading.Lock()
-
-
-def _defer(task: Any, kwargs: dict[str, Any]) -> None:
-    try:
-        task.defer(**kwargs)
-    except procrastinate.exceptions.AppNotOpen:
-        # A web process opens its connection pool to the queue on first use
-        # (after gunicorn forked it); the worker has its own, already open.
-        with _open_lock:
-            try:
-                task.defer(**kwargs)
-            except procrastinate.exceptions.AppNotOpen:
-                queue.open()
-                task.defer(**kwargs)
-
-
-{% endif %}
 @event.listens_for(Session, "after_commit")
 def _send_pending(session: Session) -> None:
     for task, kwargs in session.info.pop(PENDING, []):
         try:
-{% if cookiecutter.database == "postgres" %}
-            _defer(task, kwargs)
-{% else %}
             task(**kwargs)
-{% endif %}
         except Exception:
             logger.exception("could not enqueue %s(%s)", task.name, kwargs)
 
@@ -184,6 +178,7 @@ def _drop_pending(session: Session) -> None:
     session.info.pop(PENDING, None)
 
 
+{% endif %}
 def import_extra_modules() -> None:
     for name in settings.jobs_import_paths:
         importlib.import_module(name)
