@@ -22,7 +22,9 @@ $(VENV)/.installed: requirements-test.txt
 	uv pip install --quiet --python $(VENV)/bin/python -r requirements-test.txt
 	touch $@
 
-test: $(VENV)/.installed ## run every tier of the template's tests
+test: $(VENV)/.installed ## lint the template's own Python, then run every tier of its tests
+	$(VENV)/bin/ruff check hooks tests bench
+	$(VENV)/bin/ruff format --check hooks tests bench
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed ## benchmarks: requests/s and jobs/s (docs/performance.md)

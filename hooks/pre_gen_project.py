@@ -20,6 +20,8 @@ CHOICES = {
 
 # Top-level names the generated project imports or keeps at its root: a
 # package with one of these names would shadow it or collide with a directory.
+# Kept compact: one name per line would make this list 30 lines long.
+# fmt: off
 TAKEN = {
     "alembic", "app", "bin", "conftest", "deploy", "django", "docs", "environ",
     "fastapi", "flask", "flask_migrate", "flask_sqlalchemy", "gunicorn",
@@ -27,6 +29,7 @@ TAKEN = {
     "pydantic", "pydantic_settings", "pytest", "sqlalchemy", "starlette",
     "static", "staticfiles", "test", "tests", "uvicorn", "werkzeug",
 }
+# fmt: on
 
 SLUG = re.compile(r"[a-z][a-z0-9_]*")
 LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")

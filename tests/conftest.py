@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+
 from napkin_testing import bake, combo_id, start_postgres
 
 

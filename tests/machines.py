@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Self
 
 from filelock import FileLock
+
 from napkin_testing import CACHE, missing, need
 
 # A private /16 nothing on this host uses (checked before the first machine

@@ -88,13 +88,48 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 30) -> No
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
+def self_signed_pair(directory: Path, domain: str) -> tuple[Path, Path]:
+    """A self-signed certificate and key for `domain`, in certbot's file names.
+
+    P-256, certbot's default key type, valid for two days.
+    """
+    need("openssl")
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={domain}",
+            "-addext",
+            f"subjectAltName=DNS:{domain}",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 # --- virtualenvs shared across variants ------------------------------------
 
 
 def _dependency_key(project: Path) -> str:
     """Projects whose dependency lists are equal share one virtualenv."""
     text = (project / "pyproject.toml").read_text()
-    deps = re.findall(r'^\s+"([^"]+)",$', text, flags=re.M)
+    deps = re.findall(r'^\s+"([^"]+)",$', text, flags=re.MULTILINE)
     return hashlib.sha256("\n".join(sorted(deps)).encode()).hexdigest()[:16]
 
 
@@ -110,9 +145,7 @@ def project_venv(project: Path) -> Path:
     with FileLock(str(venv) + ".lock"):
         if not (venv / ".synced").exists():
             env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(venv))
-            subprocess.run(
-                ["uv", "sync", "--quiet"], cwd=project, env=env, check=True
-            )
+            subprocess.run(["uv", "sync", "--quiet"], cwd=project, env=env, check=True)
             (venv / ".synced").touch()
     return venv
 
@@ -154,9 +187,18 @@ class Postgres:
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         return subprocess.run(
-            [self.bindir / "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", self.url(dbname),
-             "-c", sql],
-            capture_output=True, text=True, check=True,
+            [
+                self.bindir / "psql",
+                "-XAtq",
+                "-v",
+                "ON_ERROR_STOP=1",
+                self.url(dbname),
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
 
     def create_database(self, name: str) -> str:
@@ -165,8 +207,9 @@ class Postgres:
         return self.url(name)
 
     def stop(self) -> None:
-        self._as_owner([self.bindir / "pg_ctl", "-D", self.datadir, "-m", "fast",
-                        "-w", "stop"])
+        self._as_owner(
+            [self.bindir / "pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "stop"]
+        )
 
     def start(self) -> None:
         sock = self.datadir.parent / "sock"
@@ -175,14 +218,30 @@ class Postgres:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
-        self._as_owner([self.bindir / "pg_ctl", "-D", self.datadir, "-o", options,
-                        "-l", self.datadir.parent / "log", "-w", "start"])
+        self._as_owner(
+            [
+                self.bindir / "pg_ctl",
+                "-D",
+                self.datadir,
+                "-o",
+                options,
+                "-l",
+                self.datadir.parent / "log",
+                "-w",
+                "start",
+            ]
+        )
 
     def _as_owner(self, cmd) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        subprocess.run([*prefix, *map(str, cmd)], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [*prefix, *map(str, cmd)],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 def start_postgres() -> Postgres:
@@ -195,7 +254,17 @@ def start_postgres() -> Postgres:
         shutil.chown(base, "postgres")
         shutil.chown(base / "sock", "postgres")
     server = Postgres(port=free_port(), bindir=bindir, datadir=base / "data")
-    server._as_owner([bindir / "initdb", "-D", server.datadir, "-A", "trust",
-                      "-U", "postgres", "--no-sync"])
+    server._as_owner(
+        [
+            bindir / "initdb",
+            "-D",
+            server.datadir,
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]
+    )
     server.start()
     return server

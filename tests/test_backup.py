@@ -25,6 +25,7 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+
 from napkin_testing import (
     DATABASES,
     bake,

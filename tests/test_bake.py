@@ -21,26 +21,66 @@ OPTION_FILES = {
 
 # Every project has these, whatever the answers (DESIGN.md).
 COMMON = [
-    "README.md", "pyproject.toml", "Makefile", ".env.example", ".env", ".gitignore",
-    "bin/web", "bin/worker", "bin/release", "bin/backup", "bin/restore",
-    "deploy/bootstrap.sh", "deploy/deploy.sh",
-    ".github/workflows/ci.yml", ".github/workflows/deploy.yml", "tests",
+    "README.md",
+    "pyproject.toml",
+    "Makefile",
+    ".env.example",
+    ".env",
+    ".gitignore",
+    "bin/web",
+    "bin/worker",
+    "bin/release",
+    "bin/backup",
+    "bin/restore",
+    "deploy/bootstrap.sh",
+    "deploy/deploy.sh",
+    ".github/workflows/ci.yml",
+    ".github/workflows/deploy.yml",
+    "tests",
 ]
 
 TEXT_SUFFIXES = {
-    "", ".py", ".md", ".toml", ".yml", ".yaml", ".conf", ".service", ".timer",
-    ".sh", ".ini", ".txt", ".example", ".cfg", ".html", ".css", ".mako", ".json",
+    "",
+    ".py",
+    ".md",
+    ".toml",
+    ".yml",
+    ".yaml",
+    ".conf",
+    ".service",
+    ".timer",
+    ".sh",
+    ".ini",
+    ".txt",
+    ".example",
+    ".cfg",
+    ".html",
+    ".css",
+    ".mako",
+    ".json",
 }
 
 MAKE_TARGETS = {
-    "install", "dev", "test", "lint", "fmt", "migrate", "worker", "backup",
-    "restore", "check",
+    "install",
+    "dev",
+    "test",
+    "lint",
+    "fmt",
+    "migrate",
+    "worker",
+    "backup",
+    "restore",
+    "check",
 }
 
 
 def text_files(project: Path):
     for path in sorted(project.rglob("*")):
-        if path.is_file() and path.suffix in TEXT_SUFFIXES and ".venv" not in path.parts:
+        if (
+            path.is_file()
+            and path.suffix in TEXT_SUFFIXES
+            and ".venv" not in path.parts
+        ):
             yield path
 
 
@@ -98,8 +138,13 @@ def test_bake_is_tidy_text(baked, combo):
 def test_bake_passes_ruff(baked, combo):
     project = baked(combo)
     ruff = Path(TEMPLATE / ".venv/bin/ruff")
-    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
-        result = subprocess.run([ruff, *args], cwd=project, capture_output=True, text=True)
+    for args in (
+        ["check", "--no-cache", "."],
+        ["format", "--no-cache", "--check", "."],
+    ):
+        result = subprocess.run(
+            [ruff, *args], check=False, cwd=project, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -114,7 +159,7 @@ def test_bin_scripts_are_executable(baked, combo):
 @pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
 def test_makefile_has_the_same_targets_everywhere(baked, combo):
     makefile = (baked(combo) / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-z]+):", makefile, flags=re.M))
+    targets = set(re.findall(r"^([a-z]+):", makefile, flags=re.MULTILINE))
     assert targets >= MAKE_TARGETS
 
 
@@ -126,7 +171,7 @@ def test_env_holds_fresh_secrets_and_is_ignored(baked, combo, tmp_path):
     assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
     assert ".env" in (project / ".gitignore").read_text().split()
     assert "change-me" in (project / ".env.example").read_text()
-    secret = re.search(r"^SECRET_KEY=(.+)$", env, flags=re.M).group(1)
+    secret = re.search(r"^SECRET_KEY=(.+)$", env, flags=re.MULTILINE).group(1)
     assert len(secret) >= 40
     again = (bake(tmp_path, *combo) / ".env").read_text()
     assert secret not in again, "two bakes share a secret"
@@ -179,10 +224,19 @@ BAD_CHOICES = {
 @pytest.mark.parametrize("key", BAD_CHOICES)
 def test_unknown_choice_is_refused(tmp_path, key):
     value, allowed = BAD_CHOICES[key]
-    result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input", f"{key}={value}",
-         "-o", str(tmp_path)],
-        capture_output=True, text=True,
+    result = subprocess.run(  # noqa: PLW1510 (the exit code is what this test checks)
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            str(TEMPLATE),
+            "--no-input",
+            f"{key}={value}",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     assert not any(tmp_path.iterdir())
@@ -210,6 +264,9 @@ def test_several_bad_answers_each_get_a_line(cookies, capfd):
         extra_context={"project_slug": "Bad", "author_email": "nobody"}
     )
     assert result.exit_code != 0
-    lines = [line for line in capfd.readouterr().err.splitlines()
-             if line.startswith("napkin: ")]
+    lines = [
+        line
+        for line in capfd.readouterr().err.splitlines()
+        if line.startswith("napkin: ")
+    ]
     assert [line.split()[1] for line in lines] == ["project_slug", "author_email"]

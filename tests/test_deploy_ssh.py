@@ -18,9 +18,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import machines
 import pytest
 import yaml
+
+import machines
 from napkin_testing import bake, need
 
 pytestmark = pytest.mark.slow

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from napkin_testing import (
     APPS,
     bake,

@@ -11,40 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from napkin_testing import COMBOS, bake, combo_id, need
+
+from napkin_testing import COMBOS, bake, combo_id, need, self_signed_pair
 
 # Installed with the test virtualenv (requirements-test.txt, gixy-ng).
 GIXY = Path(sys.executable).parent / "gixy"
-
-
-def self_signed(directory: Path, domain: str) -> tuple[Path, Path]:
-    """A certificate and key for `domain`, like certbot's fullchain/privkey."""
-    need("openssl")
-    directory.mkdir(parents=True, exist_ok=True)
-    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={domain}",
-            "-addext",
-            f"subjectAltName=DNS:{domain}",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def site_config(
@@ -67,7 +38,7 @@ def site_config(
     site = (project / "deploy" / "nginx" / f"{slug}.conf").read_text()
     cert_dir = prefix / "letsencrypt" / "live" / domain
     if not (cert_dir / "fullchain.pem").exists():
-        self_signed(cert_dir, domain)
+        self_signed_pair(cert_dir, domain)
     static_dir = static_dir or prefix / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     (prefix / "acme").mkdir(exist_ok=True)

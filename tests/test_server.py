@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import machines
 import pytest
+
+import machines
 from napkin_testing import APPS, bake, combo_id, free_port, need, wait_for_port
 
 pytestmark = pytest.mark.slow

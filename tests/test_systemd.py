@@ -9,6 +9,7 @@ import re
 import subprocess
 
 import pytest
+
 from napkin_testing import APPS, bake, combo_id, need
 
 UNITS = (

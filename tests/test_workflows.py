@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from napkin_testing import COMBOS, combo_id
 
 BIN = Path(sys.executable).parent
