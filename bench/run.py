@@ -186,6 +186,7 @@ class Row:
     nginx_cpu_ms: float  # per request: nginx's master and workers
     ratio: dict = field(default_factory=dict)
     rounds_rps: list = field(default_factory=list)  # req/s of each round
+    rounds_cpu: list = field(default_factory=list)  # app CPU ms/req of each round
 
 
 class Wrk:
@@ -258,36 +259,6 @@ def measure(wrk, port, endpoint, lua, servers, meta) -> Row:
 
 
 # --- nginx ------------------------------------------------------------------
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed P-256 pair for DOMAIN (certbot's default key type)."""
-    cert, key = directory / "fullchain.pem", directory / "privkey.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            cert,
-            "-days",
-            "2",
-            "-subj",
-            f"/CN={DOMAIN}",
-            "-addext",
-            f"subjectAltName=DNS:{DOMAIN}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def render_site(
@@ -670,7 +641,9 @@ def bench_combo(
         rounds: dict[tuple[str, str], list[Row]] = {key: [] for key in order}
         for number in range(args.rounds):
             log(f"  round {number + 1} of {args.rounds}")
-            for app, name in order:
+            # Every other round backwards, so neither of a pair always goes
+            # first (right after a warm-up, or last, as the machine drifts).
+            for app, name in order if number % 2 == 0 else order[::-1]:
                 server, port, endpoints = targets[app]
                 lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
                 servers = {"app": server.pid, "db": pg_pid, "nginx": nginx.pid}
@@ -738,6 +711,7 @@ def median_row(rows: list[Row]) -> Row:
         db_cpu_ms=round(median("db_cpu_ms"), 3),
         nginx_cpu_ms=round(median("nginx_cpu_ms"), 3),
         rounds_rps=[row.rps for row in rows],
+        rounds_cpu=[row.app_cpu_ms for row in rows],
     )
 
 
@@ -764,6 +738,9 @@ def profile(pid, wrk, port, lua, base, name, args) -> None:
                 "--output",
                 str(base / f"profile-{name}-{w.pid}.txt"),
                 "--nonblocking",
+                # Only the thread holding the GIL: where Python spends CPU,
+                # not where threads wait for the database or a socket.
+                "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -923,6 +900,9 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
                 "--output",
                 str(base / f"profile-{name}.txt"),
                 "--nonblocking",
+                # Only the thread holding the GIL: where Python spends CPU,
+                # not where threads wait for the database or a socket.
+                "--gil",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -1008,13 +988,24 @@ def add_ratios(rows: list[Row]) -> None:
             continue
         row.ratio = {
             "reference": f"{ref.app} {ref.endpoint}",
-            "rps": round(row.rps / ref.rps, 3) if ref.rps else None,
+            "rps": paired(row.rounds_rps, ref.rounds_rps, row.rps, ref.rps, 3),
             "p50": round(row.p50_ms / ref.p50_ms, 2) if ref.p50_ms else None,
             "p99": round(row.p99_ms / ref.p99_ms, 2) if ref.p99_ms else None,
-            "cpu": round(row.app_cpu_ms / ref.app_cpu_ms, 2)
-            if ref.app_cpu_ms
-            else None,
+            "cpu": paired(
+                row.rounds_cpu, ref.rounds_cpu, row.app_cpu_ms, ref.app_cpu_ms, 2
+            ),
         }
+
+
+def paired(figures, references, figure, reference, digits):
+    """The median of the rounds' own ratios, each figure over the reference
+    measured beside it in the same round: a machine that slows down between
+    rounds moves both sides of a ratio alike. Without rounds on both sides
+    (hello, nginx's ceiling), the ratio of the medians."""
+    if figures and len(figures) == len(references) and all(references):
+        ratios = [f / r for f, r in zip(figures, references, strict=True)]
+        return round(statistics.median(ratios), digits)
+    return round(figure / reference, digits) if reference else None
 
 
 def fmt(value, digits=2) -> str:
@@ -1063,13 +1054,17 @@ def markdown(report: dict) -> str:
             f"wrk: {s['connections']} connections, {s['threads']} threads, "
             f"{s['rounds']} rounds, each endpoint next to its reference: "
             f"{s['warmup']:g} s warm-up then {s['duration']:g} s measured per round; "
-            f"every figure is the median of the rounds; "
+            f"every figure is the median of the rounds, and each req/s and CPU "
+            f"ratio the median of the rounds' own ratios; "
             f"HTTPS through nginx on loopback; {s['rows']} notes."
         ),
         "",
         *targets(report),
         "",
-        "Every row; `x ref` columns divide the row's figure by the reference's.",
+        (
+            "Every row; `x ref` columns divide the row's figure by the "
+            "reference's (req/s and CPU: round by round, then the median)."
+        ),
         "",
         (
             "| app | framework | database | endpoint | req/s | p50 ms | p99 ms "
@@ -1154,11 +1149,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="measure every endpoint this many times, in turns; report medians",
     )
     parser.add_argument(
-        "--duration", type=float, default=5, help="measured seconds per round"
+        "--duration", type=float, default=4, help="measured seconds per round"
     )
     parser.add_argument(
         "--warmup", type=float, default=1, help="warm-up seconds per round"
@@ -1265,7 +1260,7 @@ def main(argv=None) -> int:
         report["failures"].append({"what": what, "error": str(error)[-3000:]})
 
     try:
-        cert, key = make_certificate(work)
+        cert, key = nt.self_signed_pair(work, DOMAIN)
         wrk = Wrk(work, args)
         args.ceiling = not args.no_ceiling
         hello_done: set[str] = set()
