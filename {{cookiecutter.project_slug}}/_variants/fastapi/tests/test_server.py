@@ -1,8 +1,18 @@
 """The app as bin/web serves it: behind a proxy, under concurrent writes."""
 
+{% if cookiecutter.database == "sqlite" %}
+import sqlite3
+{% endif %}
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
+{% if cookiecutter.database == "sqlite" %}
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from {{ cookiecutter.project_slug }}.db import WRITE, make_engine
+from {{ cookiecutter.project_slug }}.settings import Settings
+{% endif %}
 
 PROXY_HEADERS = {
     "Host": "localhost",
@@ -47,3 +57,21 @@ def test_concurrent_writers_all_succeed(server):
         page += 1
     expected = {f"writer {w} note {n}" for w in range(writers) for n in range(inserts)}
     assert expected <= titles
+{% if cookiecutter.database == "sqlite" %}
+
+
+def test_a_writer_that_cannot_get_the_lock_gets_sqlalchemys_error():
+    """BEGIN IMMEDIATE gives up after busy_timeout with OperationalError, the
+    error a failed query raises, so handlers and healthz treat it alike."""
+    engine = make_engine(Settings())
+    holder = sqlite3.connect(engine.url.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with engine.connect() as connection:
+            connection.connection.driver_connection.execute("PRAGMA busy_timeout=50")
+            with pytest.raises(OperationalError, match="database is locked"):
+                connection.execution_options(**WRITE).begin()
+    finally:
+        holder.close()
+        engine.dispose()
+{% endif %}

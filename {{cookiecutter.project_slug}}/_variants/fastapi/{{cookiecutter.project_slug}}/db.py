@@ -6,13 +6,18 @@ is plenty for one VM, and it keeps models, migrations and jobs plain code.
 
 {% if cookiecutter.database == "postgres" %}
 import select
+{% endif %}
+import sqlite3
 
+{% if cookiecutter.database == "postgres" %}
 from psycopg import pq
 {% endif %}
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 {% if cookiecutter.database == "postgres" %}
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+{% else %}
+from sqlalchemy.exc import OperationalError
 {% endif %}
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -107,7 +112,12 @@ def _sqlite_engine(url, pool_size: int) -> Engine:
     @event.listens_for(engine, "begin")
     def on_begin(connection):
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        # Sent on the driver's connection: exec_driver_sql() would take it
+        # through SQLAlchemy's whole statement machinery, once per request.
+        try:
+            connection.connection.driver_connection.execute(f"BEGIN {mode}")
+        except sqlite3.Error as error:  # as SQLAlchemy would ("database is locked")
+            raise OperationalError(f"BEGIN {mode}", None, error) from error
 
     return engine
 

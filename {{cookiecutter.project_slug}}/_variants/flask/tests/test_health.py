@@ -4,7 +4,7 @@ import time
 {% endif %}
 from dataclasses import replace
 
-from flask import request
+from flask import request, session
 {% if cookiecutter.database == "postgres" %}
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
@@ -117,3 +117,20 @@ def test_proxy_headers_from_nginx_are_trusted(settings):
         "host": "localhost",
         "ip": "203.0.113.7",
     }
+
+
+def test_a_signed_session_cookie_comes_back_and_a_forged_one_does_not(settings):
+    """Sessions still work with the signer built once (CookieSessions)."""
+    app = create_app(settings)
+
+    @app.get("/_test/session")
+    def remember():
+        session["seen"] = session.get("seen", 0) + 1
+        return {"seen": session["seen"]}
+
+    client = app.test_client()
+    assert client.get("/_test/session").json == {"seen": 1}
+    assert client.get("/_test/session").json == {"seen": 2}
+    cookie = client.get_cookie("session")
+    client.set_cookie("session", cookie.value[:-2] + "xx")  # a bad signature
+    assert client.get("/_test/session").json == {"seen": 1}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 {% if cookiecutter.database == "postgres" %}
 import select
-
 {% endif %}
+import sqlite3
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 {% if cookiecutter.database == "postgres" %}
@@ -14,7 +15,9 @@ from psycopg import pq
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 {% if cookiecutter.database == "postgres" %}
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
+{% else %}
+from sqlalchemy.exc import OperationalError
 {% endif %}
 
 from .settings import Settings
@@ -76,7 +79,12 @@ def _sqlite_begin(connection) -> None:
     # because SQLite cannot upgrade its read lock while another writer commits.
     # https://www.sqlite.org/lang_transaction.html
     mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+    # Sent on the driver's connection: exec_driver_sql() would take it through
+    # SQLAlchemy's whole statement machinery, once per request.
+    try:
+        connection.connection.driver_connection.execute(f"BEGIN {mode}")
+    except sqlite3.Error as error:  # as SQLAlchemy would ("database is locked")
+        raise OperationalError(f"BEGIN {mode}", None, error) from error
 
 
 {% if cookiecutter.database == "postgres" %}
