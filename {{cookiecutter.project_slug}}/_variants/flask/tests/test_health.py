@@ -109,7 +109,9 @@ def test_proxy_headers_from_nginx_are_trusted(settings):
         headers={
             "X-Forwarded-Proto": "https",
             "X-Forwarded-For": "203.0.113.7",
-            "X-Forwarded-Host": "localhost",
+            # nginx sends the Host it served; a client's own X-Forwarded-Host
+            # must not change which host the app thinks it is.
+            "X-Forwarded-Host": "evil.example",
         },
     )
     assert response.json == {
@@ -123,6 +125,10 @@ def test_a_signed_session_cookie_comes_back_and_a_forged_one_does_not(settings):
     """Sessions still work with the signer built once (CookieSessions)."""
     app = create_app(settings)
 
+    @app.get("/_test/plain")
+    def plain():
+        return {"ok": True}
+
     @app.get("/_test/session")
     def remember():
         session["seen"] = session.get("seen", 0) + 1
@@ -134,3 +140,12 @@ def test_a_signed_session_cookie_comes_back_and_a_forged_one_does_not(settings):
     cookie = client.get_cookie("session")
     client.set_cookie("session", cookie.value[:-2] + "xx")  # a bad signature
     assert client.get("/_test/session").json == {"seen": 1}
+
+    # Other cookies, or none, start a new session; a view that leaves the
+    # session alone sets no cookie.
+    other = app.test_client()
+    other.set_cookie("theme", "dark")
+    assert other.get("/_test/session").json == {"seen": 1}
+    response = app.test_client().get("/_test/plain")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -15,6 +15,7 @@ class CookieSessions(SecureCookieSessionInterface):
 
     Flask builds it for every request, even one that sends no cookie: a
     twentieth of the CPU time of a health check in napkin's `make bench`.
+    A request without cookies gets an empty session without parsing any.
     """
 
     def get_signing_serializer(self, app: Flask):
@@ -22,6 +23,15 @@ class CookieSessions(SecureCookieSessionInterface):
             serializer = super().get_signing_serializer(app)
             app.extensions["session_serializer"] = serializer
         return app.extensions["session_serializer"]
+
+    def open_session(self, app: Flask, request: Request):
+        # No Cookie header, no session to read: skip werkzeug's cookie parsing,
+        # which walks every header of the request to find none.
+        if "HTTP_COOKIE" not in request.environ:
+            if self.get_signing_serializer(app) is None:
+                return None  # no SECRET_KEY: Flask's null session, as before
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -47,10 +57,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings),
     )
-    # nginx in front sets X-Forwarded-For/-Proto and Host: trust one proxy hop,
-    # so request.scheme is https and url_for builds https links.
+    # nginx in front sets X-Forwarded-For/-Proto: trust one proxy hop, so
+    # request.remote_addr is the client and request.scheme is https. nginx
+    # passes the original Host, so X-Forwarded-Host is not trusted.
     # https://werkzeug.palletsprojects.com/en/stable/middleware/proxy_fix/
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
