@@ -642,19 +642,21 @@ def bench_combo(
         # on a fresh server also starts its threads, fills SQLAlchemy's
         # statement cache and opens nginx's upstream connections, and would
         # count against whichever endpoint came first.
+        scripts = {
+            (app, name): targets[app][2][name].lua(ids=ids, pages=rows // 20 // 2)
+            for app, name in order
+        }
         log("  warming every endpoint")
         for app, name in order:
-            _, port, endpoints = targets[app]
-            lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
-            wrk.run(port, lua, max(args.warmup, 2))
+            wrk.run(targets[app][1], scripts[(app, name)], max(args.warmup, 2))
         rounds: dict[tuple[str, str], list[Row]] = {key: [] for key in order}
         for number in range(args.rounds):
             log(f"  round {number + 1} of {args.rounds}")
             # Every other round backwards, so neither of a pair always goes
             # first (right after a warm-up, or last, as the machine drifts).
             for app, name in order if number % 2 == 0 else order[::-1]:
-                server, port, endpoints = targets[app]
-                lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
+                server, port, _ = targets[app]
+                lua = scripts[(app, name)]
                 servers = {"app": server.pid, "db": pg_pid, "nginx": nginx.pid}
                 row = measure(wrk, port, name, lua, servers, {"app": app, **meta})
                 rounds[(app, name)].append(row)
@@ -662,10 +664,9 @@ def bench_combo(
             rows_out.append(median_row(rows_of_one))
         for app, name in order:
             if name in args.profile:
-                server, port, endpoints = targets[app]
-                lua = endpoints[name].lua(ids=ids, pages=rows // 20 // 2)
+                server, port, _ = targets[app]
                 label = name if app == "generated" else f"bare-{name}"
-                profile(server.pid, wrk, port, lua, base, label, args)
+                profile(server.pid, wrk, port, scripts[(app, name)], base, label, args)
         if ("bare", "hello") in rounds:
             hello_done.add(fw)
         combo.workers = describe_workers(web.pid)
@@ -732,29 +733,7 @@ def profile(pid, wrk, port, lua, base, name, args) -> None:
     workers = psutil.Process(pid).children()
     seconds = int(args.duration)
     spies = [
-        subprocess.Popen(
-            [
-                str(PY_SPY),
-                "record",
-                "--pid",
-                str(w.pid),
-                "--duration",
-                str(seconds),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--output",
-                str(base / f"profile-{name}-{w.pid}.txt"),
-                "--nonblocking",
-                # Only the thread holding the GIL: where Python spends CPU,
-                # not where threads wait for the database or a socket.
-                "--gil",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for w in workers
+        py_spy(w.pid, seconds, base / f"profile-{name}-{w.pid}.txt") for w in workers
     ]
     wrk.run(port, lua, seconds + 1)
     for spy in spies:
@@ -762,6 +741,33 @@ def profile(pid, wrk, port, lua, base, name, args) -> None:
     out = RESULTS / f"profile-{base.name}-{name}.txt"
     out.write_text(summarise_profiles(sorted(base.glob(f"profile-{name}-*.txt"))))
     log(f"  profile of {name}: {out.relative_to(TEMPLATE)}")
+
+
+def py_spy(pid: int, seconds: int, output: Path, *extra: str) -> subprocess.Popen:
+    """py-spy sampling `pid` for `seconds`, in its raw format, in the background."""
+    return subprocess.Popen(
+        [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            *extra,
+            "--duration",
+            str(seconds),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--nonblocking",
+            # Only the thread holding the GIL: where Python spends CPU,
+            # not where threads wait for the database or a socket.
+            "--gil",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def summarise_profiles(files) -> str:
@@ -893,28 +899,9 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
     spy = None
     if "worker" in args.profile and PY_SPY.exists():
         # Sampled from its start: most samples fall in the drain.
-        spy = subprocess.Popen(
-            [
-                str(PY_SPY),
-                "record",
-                "--pid",
-                str(worker.pid),
-                "--subprocesses",
-                "--duration",
-                str(int(max(20, jobs / 100))),
-                "--rate",
-                "200",
-                "--format",
-                "raw",
-                "--output",
-                str(base / f"profile-{name}.txt"),
-                "--nonblocking",
-                # Only the thread holding the GIL: where Python spends CPU,
-                # not where threads wait for the database or a socket.
-                "--gil",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        seconds = int(max(20, jobs / 100))
+        spy = py_spy(
+            worker.pid, seconds, base / f"profile-{name}.txt", "--subprocesses"
         )
     cpu = {
         "worker": worker.pid,
@@ -940,7 +927,9 @@ def drain_queue(db, url, pg, project, venv, env, base, label, cmd, args) -> dict
         cpu1 = {k: cpu_seconds(v) for k, v in cpu.items()}
     finally:
         if spy is not None:
-            spy.terminate()
+            # py-spy writes its samples when interrupted (Ctrl-C); SIGTERM
+            # would end it with nothing written.
+            spy.send_signal(signal.SIGINT)
             spy.wait(30)
         worker.stop()
     if spy is not None:
